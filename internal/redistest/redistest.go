@@ -1,0 +1,278 @@
+// Package redistest starts a real redis-server for tests, on a free loopback
+// port, with persistence disabled. A Server can be stopped, killed and
+// started again on the same port, so tests can simulate a Redis outage and
+// its recovery.
+//
+// redis-server must be on PATH (Debian: apt-get install -y redis-server).
+// A missing binary fails the test; it is never skipped.
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// readyTimeout bounds how long Start waits for PING to answer.
+	readyTimeout = 15 * time.Second
+	// stopTimeout bounds how long Stop waits after SIGTERM before SIGKILL.
+	stopTimeout = 10 * time.Second
+	// portAttempts is how many free ports Start tries when another process
+	// grabs the chosen port between choosing it and redis binding it.
+	portAttempts = 5
+)
+
+// Server is a redis-server child process bound to 127.0.0.1. Its methods must
+// be called from the test goroutine, like testing.TB's own methods: Start and
+// Restart fail the test when redis-server does not come up.
+type Server struct {
+	tb   testing.TB
+	bin  string
+	dir  string
+	port int
+
+	mu     sync.Mutex
+	proc   *process // nil while stopped
+	starts int      // numbers the log files
+}
+
+// process is one run of redis-server.
+type process struct {
+	cmd     *exec.Cmd
+	done    chan struct{} // closed once cmd.Wait has returned
+	logPath string
+}
+
+// Start starts a redis-server on a free port of 127.0.0.1, waits until it
+// answers PING and registers a cleanup that kills it. The data directory is a
+// fresh tb.TempDir(); RDB snapshots and the AOF are disabled, so every start
+// begins empty.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redistest: redis-server not found on PATH (%v); install Debian's redis-server package: apt-get install -y redis-server", err)
+	}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	tb.Cleanup(s.Kill)
+
+	var lastErr error
+	for range portAttempts {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("redistest: pick a free port: %v", err)
+		}
+		s.port = port
+		if lastErr = s.start(); lastErr == nil {
+			return s
+		}
+	}
+	tb.Fatalf("redistest: %v", lastErr)
+	return nil
+}
+
+// Addr returns the server's host:port, for example "127.0.0.1:6399". It stays
+// the same across Stop and Start.
+func (s *Server) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// URL returns a redis:// URL for database 0, for example
+// "redis://127.0.0.1:6399/0".
+func (s *Server) URL() string {
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Start starts redis-server again on the same port, with empty data, and waits
+// until it answers PING. It does nothing if the server is running.
+func (s *Server) Start() {
+	s.tb.Helper()
+	if err := s.start(); err != nil {
+		s.tb.Fatalf("redistest: %v", err)
+	}
+}
+
+// Restart stops the server (SIGTERM) and starts it again on the same port,
+// with empty data.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	s.Start()
+}
+
+// Stop sends SIGTERM and waits for the process to exit; if it has not exited
+// after 10 seconds it is killed. Clients see connection errors until Start.
+// Stop does nothing if the server is not running.
+func (s *Server) Stop() {
+	s.halt(syscall.SIGTERM)
+}
+
+// Kill sends SIGKILL and waits for the process to exit, simulating a crash.
+// Kill does nothing if the server is not running.
+func (s *Server) Kill() {
+	s.halt(syscall.SIGKILL)
+}
+
+// Running reports whether the server process is running.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return false
+	}
+	select {
+	case <-s.proc.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (s *Server) halt(sig syscall.Signal) {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig) // fails only if it has exited already
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// start launches redis-server on s.port and waits until it answers PING.
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		select {
+		case <-s.proc.done: // exited by itself: start a new one
+			s.proc = nil
+		default:
+			return nil
+		}
+	}
+	s.starts++
+	logPath := filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", s.starts))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("create log file: %w", err)
+	}
+	defer logFile.Close() // the child has its own descriptor
+
+	cmd := exec.Command(s.bin,
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+	)
+	cmd.Stdout = logFile // an *os.File: no copying goroutines
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", s.bin, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{}), logPath: logPath}
+	go func() { // owned by p: ends when the child exits; halt waits for it
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+
+	if err := waitReady(s.Addr(), p); err != nil {
+		_ = cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("redis-server on %s: %w\n%s", s.Addr(), err, tail(logPath))
+	}
+	s.proc = p
+	return nil
+}
+
+// waitReady polls PING until it answers +PONG, the process exits, or
+// readyTimeout passes.
+func waitReady(addr string, p *process) error {
+	deadline := time.Now().Add(readyTimeout)
+	backoff := 2 * time.Millisecond
+	for {
+		err := ping(addr)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to PING within %v: %w", readyTimeout, err)
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-p.done:
+			timer.Stop()
+			return errors.New("exited during startup")
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// ping sends one inline PING and expects +PONG.
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line = strings.TrimSpace(line); line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// freePort asks the kernel for a free loopback port. Another process may take
+// it before redis-server binds it; Start then retries with a new port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tail returns the last lines of the log file, for failure messages.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	const keep = 2000
+	if len(b) > keep {
+		b = b[len(b)-keep:]
+	}
+	return string(b)
+}

@@ -1,0 +1,119 @@
+package redistest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/shopstream/shopstream/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func newClient(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("parse %s: %v", url, err)
+	}
+	opts.MaxRetries = -1 // report an outage at once
+	opts.DialTimeout = time.Second
+	cl := redis.NewClient(opts)
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func TestStopAndRestartOnSamePort(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	addr := srv.Addr()
+	if got, want := srv.URL(), "redis://"+addr+"/0"; got != want {
+		t.Fatalf("URL() = %q, want %q", got, want)
+	}
+	cl := newClient(t, srv.URL())
+
+	if err := cl.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping running server: %v", err)
+	}
+	if err := cl.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+
+	srv.Stop()
+	if srv.Running() {
+		t.Fatal("Running() after Stop")
+	}
+	if err := cl.Ping(ctx).Err(); err == nil {
+		t.Fatal("ping succeeded after Stop")
+	}
+	srv.Stop() // a second Stop is a no-op
+
+	srv.Start()
+	if srv.Addr() != addr {
+		t.Fatalf("address changed across restart: %s, then %s", addr, srv.Addr())
+	}
+	if err := cl.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping after Start: %v", err)
+	}
+	if err := cl.Get(ctx, "k").Err(); err != redis.Nil {
+		t.Fatalf("get k after restart: err = %v, want redis.Nil (empty data)", err)
+	}
+	srv.Start() // Start on a running server is a no-op
+	if err := cl.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping after second Start: %v", err)
+	}
+}
+
+func TestKillAndRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	cl := newClient(t, srv.URL())
+	if err := cl.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+
+	srv.Kill()
+	if err := cl.Ping(ctx).Err(); err == nil {
+		t.Fatal("ping succeeded after Kill")
+	}
+
+	srv.Restart() // Stop on a killed server is a no-op, then Start
+	if err := cl.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping after Restart: %v", err)
+	}
+	if n, err := cl.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("exists k after restart = %d, %v; want 0 (empty data)", n, err)
+	}
+
+	srv.Restart() // Restart of a running server
+	if err := cl.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping after second Restart: %v", err)
+	}
+}
+
+func TestServersAreIndependent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b := redistest.Start(t), redistest.Start(t)
+	if a.Addr() == b.Addr() {
+		t.Fatalf("two servers share %s", a.Addr())
+	}
+	ca, cb := newClient(t, a.URL()), newClient(t, b.URL())
+	if err := ca.Set(ctx, "k", "a", 0).Err(); err != nil {
+		t.Fatalf("set on a: %v", err)
+	}
+	if err := cb.Get(ctx, "k").Err(); err != redis.Nil {
+		t.Fatalf("get k on b: err = %v, want redis.Nil", err)
+	}
+	a.Stop()
+	if err := cb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("b affected by stopping a: %v", err)
+	}
+}

@@ -1,0 +1,113 @@
+// Package ordering holds the rules that keep commerce events in order:
+// per-key scheduling inside a partition with a commit watermark, the Redis
+// version fence, and event-id dedupe. It imports no other shopstream package.
+package ordering
+
+import "sort"
+
+// Item is one record of a partition as the scheduler sees it.
+type Item[T any] struct {
+	Offset int64
+	Epoch  int32
+	Key    string
+	Value  T
+}
+
+type slot[T any] struct {
+	Item[T]
+	done bool
+}
+
+// Partition schedules the records of one partition: records of the same key
+// run strictly in offset order, one at a time; records of different keys may
+// run concurrently. It also tracks the commit watermark, the lowest offset
+// not yet finished, so that a commit never skips unfinished work.
+//
+// A Partition is not safe for concurrent use; its owner serialises calls.
+type Partition[T any] struct {
+	// keys holds, per key with outstanding records, the records waiting
+	// behind the one in flight (the in-flight record is not in the slice).
+	keys map[string][]Item[T]
+	// window holds every outstanding offset in increasing order; finished
+	// ones are trimmed from the front, so window[0] is the watermark.
+	window []slot[T]
+
+	last      Item[T] // the most recently trimmed (finished) slot
+	haveLast  bool
+	nextAdded int64 // one past the highest offset added
+}
+
+// NewPartition returns an empty scheduler.
+func NewPartition[T any]() *Partition[T] {
+	return &Partition[T]{keys: make(map[string][]Item[T])}
+}
+
+// Add registers it, which must have a higher offset than every item added
+// before. It reports whether it may start now: true when no earlier record
+// of the same key is outstanding. Otherwise it is queued and returned by Done
+// of its predecessor.
+func (p *Partition[T]) Add(it Item[T]) bool {
+	p.window = append(p.window, slot[T]{Item: it})
+	p.nextAdded = it.Offset + 1
+	waiting, busy := p.keys[it.Key]
+	if busy {
+		p.keys[it.Key] = append(waiting, it)
+		return false
+	}
+	p.keys[it.Key] = nil // the key is busy with it, nothing waits behind
+	return true
+}
+
+// Done marks the in-flight record at offset finished and returns the next
+// record of the same key, which is now in flight, if there is one.
+func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
+	i := sort.Search(len(p.window), func(i int) bool { return p.window[i].Offset >= offset })
+	if i == len(p.window) || p.window[i].Offset != offset || p.window[i].done {
+		return next, false
+	}
+	p.window[i].done = true
+	key := p.window[i].Key
+	for len(p.window) > 0 && p.window[0].done {
+		p.last, p.haveLast = p.window[0].Item, true
+		p.window = p.window[1:]
+	}
+	if len(p.window) == 0 {
+		p.window = p.window[:0:0] // release the backing array of a drained window
+	}
+	waiting := p.keys[key]
+	if len(waiting) == 0 {
+		delete(p.keys, key)
+		return next, false
+	}
+	next = waiting[0]
+	if len(waiting) == 1 {
+		p.keys[key] = nil
+	} else {
+		p.keys[key] = waiting[1:]
+	}
+	return next, true
+}
+
+// Watermark returns the offset to commit, the lowest offset not yet finished
+// (or one past the last added when all are finished), with the leader epoch
+// of the last finished record. ok is false while nothing has finished.
+func (p *Partition[T]) Watermark() (offset int64, epoch int32, ok bool) {
+	if !p.haveLast {
+		return 0, 0, false
+	}
+	if len(p.window) > 0 {
+		return p.window[0].Offset, p.last.Epoch, true
+	}
+	return p.nextAdded, p.last.Epoch, true
+}
+
+// Outstanding is the number of records added and not yet finished.
+func (p *Partition[T]) Outstanding() int { return len(p.window) }
+
+// Oldest returns the oldest unfinished record.
+func (p *Partition[T]) Oldest() (it Item[T], ok bool) {
+	if len(p.window) == 0 {
+		return it, false
+	}
+	return p.window[0].Item, true
+}
