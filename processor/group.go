@@ -1,0 +1,502 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shopstream/shopstream/ordering"
+)
+
+// How a group's records move (the commit logic, in one place):
+//
+//   - The poll loop fetches records while fewer than MaxBuffered are
+//     outstanding and the group is not paused, and hands each record to its
+//     partition's scheduler (ordering.Partition). With BlockRebalanceOnPoll,
+//     no rebalance callback can run between a poll and the hand-off, so a
+//     record of a partition we no longer own is never scheduled.
+//   - A record whose key has no earlier outstanding record is ready; a pool
+//     of Concurrency workers takes ready records. When a record finishes
+//     (applied, skipped, filtered or acknowledged on its DLQ), the next
+//     record of the same key becomes ready.
+//   - A partition's commit offset is its scheduler's watermark: the lowest
+//     offset not yet finished. Commits happen every CommitInterval, on
+//     revocation and on shutdown, all under commitMu, and only for
+//     partitions we still own: no offset is ever committed across a revoke.
+//   - Revoke: the partition stops starting records, waits (RevokeTimeout)
+//     for its in-flight ones, commits its watermark, and is discarded; its
+//     queued records are re-read by the next owner from that watermark.
+//     Lost (the member was fenced out): no commit, in-flight work is
+//     cancelled, the state is discarded.
+//   - A record abandoned because its context ended (shutdown deadline,
+//     revoke deadline, partition lost) is never marked finished, so its
+//     offset is never committed: it will be read again.
+type group struct {
+	p   *Processor
+	cfg GroupConfig
+	id  string
+	cl  *kgo.Client
+	log zerolog.Logger
+
+	// workCtx is what handlers run under; it ends at the drain deadline.
+	workCtx    context.Context
+	cancelWork context.CancelFunc
+
+	joined atomic.Bool
+	stats  groupCounters
+
+	// commitMu serialises commits with revocations.
+	commitMu sync.Mutex
+
+	mu        sync.Mutex
+	parts     map[int32]*partState
+	ready     []task
+	readyCond *sync.Cond // signalled when ready grows or workers must stop
+	stopping  bool       // shutdown: start nothing new
+	quit      bool       // workers exit
+	pending   int        // records fetched and not finished
+	running   int        // records being handled
+	pausers   int        // workers waiting for the store; > 0 pauses fetching
+	changed   chan struct{}
+}
+
+type partState struct {
+	num       int32
+	sched     *ordering.Partition[*kgo.Record]
+	ctx       context.Context
+	cancel    context.CancelFunc
+	draining  bool  // revoked: start nothing new
+	discarded bool  // gone: finishing records change nothing
+	running   int   // records of this partition being handled
+	committed int64 // last committed offset, -1 if none
+	hw        int64 // high watermark from the last fetch, -1 if unknown
+}
+
+type task struct {
+	part *partState
+	rec  *kgo.Record
+}
+
+func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
+	g := &group{
+		p:       p,
+		cfg:     cfg,
+		id:      cfg.GroupID(),
+		log:     p.opts.Logger.With().Str("group", cfg.GroupID()).Str("topic", cfg.Topic).Logger(),
+		parts:   make(map[int32]*partState),
+		changed: make(chan struct{}),
+	}
+	g.readyCond = sync.NewCond(&g.mu)
+	g.workCtx, g.cancelWork = context.WithCancel(context.Background())
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(p.opts.Brokers...),
+		kgo.ClientID("shopstream-" + cfg.Name),
+		kgo.ConsumerGroup(g.id),
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(g.onAssigned),
+		kgo.OnPartitionsRevoked(g.onRevoked),
+		kgo.OnPartitionsLost(g.onLost),
+		// A group with no committed offset starts at the earliest record:
+		// events produced before the first deployment are not skipped.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordDeliveryTimeout(p.opts.DLQTimeout),
+	}
+	opts = append(opts, p.opts.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: kafka client: %w", g.id, err)
+	}
+	g.cl = cl
+	return g, nil
+}
+
+// run owns the group's goroutines: the workers, the commit loop and the
+// poll loop (this goroutine). It returns after the graceful shutdown.
+func (g *group) run(ctx context.Context) error {
+	var workers sync.WaitGroup
+	for range g.cfg.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			g.worker()
+		}()
+	}
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		g.commitLoop(loopCtx)
+	}()
+
+	g.log.Info().Int("concurrency", g.cfg.Concurrency).Str("idempotency", string(g.cfg.Idempotency)).Msg("group started")
+	g.pollLoop(ctx)
+	g.drain()
+
+	stopLoop()
+	<-loopDone
+	g.mu.Lock()
+	g.quit = true
+	g.readyCond.Broadcast()
+	g.mu.Unlock()
+	workers.Wait()
+	g.cancelWork()
+	// Leaving the group revokes every partition; onRevoked finds nothing
+	// in flight and nothing new to commit.
+	g.cl.CloseAllowingRebalance()
+	g.log.Info().Msg("group left")
+	return nil
+}
+
+func (g *group) pollLoop(ctx context.Context) {
+	for {
+		room, ok := g.waitForRoom(ctx)
+		if !ok {
+			return
+		}
+		fetches := g.cl.PollRecords(ctx, room)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			g.cl.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			g.log.Warn().Err(err).Int32("partition", partition).Msg("fetch error")
+		})
+		g.dispatch(fetches)
+		g.cl.AllowRebalance()
+	}
+}
+
+// waitForRoom blocks until the group may fetch, returning how many records.
+func (g *group) waitForRoom(ctx context.Context) (int, bool) {
+	for {
+		g.mu.Lock()
+		room := g.cfg.MaxBuffered - g.pending
+		paused := g.pausers > 0
+		changed := g.changed
+		g.mu.Unlock()
+		if room > 0 && !paused {
+			return room, true
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-changed:
+		}
+	}
+}
+
+// notifyLocked wakes everyone waiting on a change of group state.
+func (g *group) notifyLocked() {
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+func (g *group) dispatch(fetches kgo.Fetches) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Topic != g.cfg.Topic {
+			return
+		}
+		ps := g.parts[fp.Partition]
+		if ps == nil {
+			ps = &partState{num: fp.Partition, sched: ordering.NewPartition[*kgo.Record](), committed: -1, hw: -1}
+			ps.ctx, ps.cancel = context.WithCancel(g.workCtx)
+			g.parts[fp.Partition] = ps
+		}
+		if fp.HighWatermark >= 0 {
+			ps.hw = fp.HighWatermark
+		}
+		for _, r := range fp.Records {
+			g.pending++
+			it := ordering.Item[*kgo.Record]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: string(r.Key), Value: r}
+			if ps.sched.Add(it) {
+				g.ready = append(g.ready, task{part: ps, rec: r})
+				g.readyCond.Signal()
+			}
+		}
+	})
+}
+
+func (g *group) worker() {
+	for {
+		g.mu.Lock()
+		for len(g.ready) == 0 && !g.quit {
+			g.readyCond.Wait()
+		}
+		if g.quit {
+			g.mu.Unlock()
+			return
+		}
+		t := g.ready[0]
+		g.ready[0] = task{}
+		g.ready = g.ready[1:]
+		if t.part.draining || t.part.discarded || g.stopping {
+			// Not started: it stays unfinished and is read again later.
+			g.mu.Unlock()
+			continue
+		}
+		t.part.running++
+		g.running++
+		g.p.metrics.inflight.WithLabelValues(g.id).Set(float64(g.running))
+		g.mu.Unlock()
+
+		finished := g.process(t.part.ctx, t.part.num, t.rec)
+
+		g.mu.Lock()
+		t.part.running--
+		g.running--
+		g.p.metrics.inflight.WithLabelValues(g.id).Set(float64(g.running))
+		if finished && !t.part.discarded {
+			g.pending--
+			if next, ok := t.part.sched.Done(t.rec.Offset); ok {
+				g.ready = append(g.ready, task{part: t.part, rec: next.Value})
+				g.readyCond.Signal()
+			}
+		}
+		g.notifyLocked()
+		g.mu.Unlock()
+	}
+}
+
+// waitIdle waits until no record of parts (all parts if nil) is running, or
+// timeout passes; it reports whether they became idle.
+func (g *group) waitIdle(parts []*partState, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		g.mu.Lock()
+		busy := 0
+		if parts == nil {
+			busy = g.running
+		}
+		for _, ps := range parts {
+			busy += ps.running
+		}
+		changed := g.changed
+		g.mu.Unlock()
+		if busy == 0 {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// drain stops starting records, waits for in-flight ones up to DrainTimeout
+// (then cancels them: they stay uncommitted) and commits what finished.
+func (g *group) drain() {
+	g.mu.Lock()
+	g.stopping = true
+	inflight := g.running
+	g.mu.Unlock()
+	g.log.Info().Int("inflight", inflight).Dur("deadline", g.p.opts.DrainTimeout).Msg("draining")
+	if !g.waitIdle(nil, g.p.opts.DrainTimeout) {
+		g.log.Warn().Msg("drain deadline passed; cancelling in-flight records, they stay uncommitted")
+		g.cancelWork()
+		g.waitIdle(nil, g.p.opts.DrainTimeout)
+	}
+	g.commitMu.Lock()
+	defer g.commitMu.Unlock()
+	g.commit(g.ownedParts())
+}
+
+func (g *group) ownedParts() []*partState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	parts := make([]*partState, 0, len(g.parts))
+	for _, ps := range g.parts {
+		if !ps.draining && !ps.discarded {
+			parts = append(parts, ps)
+		}
+	}
+	return parts
+}
+
+func (g *group) partsOf(assignment map[string][]int32) []*partState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var parts []*partState
+	for _, n := range assignment[g.cfg.Topic] {
+		if ps := g.parts[n]; ps != nil {
+			parts = append(parts, ps)
+		}
+	}
+	return parts
+}
+
+func (g *group) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	g.joined.Store(true)
+	g.log.Info().Ints32("partitions", assigned[g.cfg.Topic]).Msg("partitions assigned")
+}
+
+func (g *group) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if len(revoked[g.cfg.Topic]) == 0 {
+		return
+	}
+	g.commitMu.Lock()
+	defer g.commitMu.Unlock()
+	parts := g.partsOf(revoked)
+	g.mu.Lock()
+	for _, ps := range parts {
+		ps.draining = true
+	}
+	g.mu.Unlock()
+	if !g.waitIdle(parts, g.p.opts.RevokeTimeout) {
+		g.log.Warn().Msg("revoke deadline passed; cancelling in-flight records of revoked partitions")
+		for _, ps := range parts {
+			ps.cancel()
+		}
+	}
+	g.commit(parts)
+	g.discard(parts)
+	g.log.Info().Ints32("partitions", revoked[g.cfg.Topic]).Msg("partitions revoked")
+}
+
+func (g *group) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	g.joined.Store(false)
+	g.commitMu.Lock()
+	defer g.commitMu.Unlock()
+	parts := g.partsOf(lost)
+	for _, ps := range parts {
+		ps.cancel()
+	}
+	g.discard(parts)
+	g.log.Warn().Ints32("partitions", lost[g.cfg.Topic]).Msg("partitions lost; uncommitted work will be redelivered")
+}
+
+func (g *group) discard(parts []*partState) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, ps := range parts {
+		ps.discarded = true
+		ps.cancel()
+		g.pending -= ps.sched.Outstanding()
+		if g.parts[ps.num] == ps {
+			delete(g.parts, ps.num)
+		}
+		g.p.metrics.lag.DeleteLabelValues(g.id, g.cfg.Topic, strconv.Itoa(int(ps.num)))
+	}
+	g.notifyLocked()
+}
+
+// commit synchronously commits the watermarks of parts that moved since
+// their last commit. The caller holds commitMu.
+func (g *group) commit(parts []*partState) {
+	offsets := make(map[int32]kgo.EpochOffset)
+	g.mu.Lock()
+	for _, ps := range parts {
+		if off, epoch, ok := ps.sched.Watermark(); ok && off > ps.committed {
+			offsets[ps.num] = kgo.EpochOffset{Epoch: epoch, Offset: off}
+		}
+	}
+	g.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var cerr error
+	g.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{g.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				clear(offsets)
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+						cerr = fmt.Errorf("partition %d: %w", p.Partition, err)
+						delete(offsets, p.Partition)
+					}
+				}
+			}
+		})
+	if cerr != nil {
+		g.p.metrics.commitFailures.WithLabelValues(g.id).Inc()
+		g.log.Warn().Err(cerr).Msg("commit failed; will retry")
+	}
+	g.mu.Lock()
+	for _, ps := range parts {
+		if eo, ok := offsets[ps.num]; ok {
+			ps.committed = eo.Offset
+		}
+	}
+	g.mu.Unlock()
+}
+
+// commitLoop commits finished offsets every CommitInterval and refreshes
+// the lag and membership gauges.
+func (g *group) commitLoop(ctx context.Context) {
+	tick := time.NewTicker(g.p.opts.CommitInterval)
+	defer tick.Stop()
+	var lastDescribe time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		g.commitMu.Lock()
+		g.commit(g.ownedParts())
+		g.commitMu.Unlock()
+		g.updateLag()
+		if time.Since(lastDescribe) >= 15*time.Second {
+			lastDescribe = time.Now()
+			g.updateMembers(ctx)
+		}
+	}
+}
+
+func (g *group) updateLag() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var oldest time.Time
+	for _, ps := range g.parts {
+		pos := int64(-1)
+		if it, ok := ps.sched.Oldest(); ok {
+			pos = it.Offset
+			if oldest.IsZero() || it.Value.Timestamp.Before(oldest) {
+				oldest = it.Value.Timestamp
+			}
+		} else if off, _, ok := ps.sched.Watermark(); ok {
+			pos = off
+		}
+		if pos >= 0 && ps.hw >= 0 {
+			g.p.metrics.lag.WithLabelValues(g.id, g.cfg.Topic, strconv.Itoa(int(ps.num))).Set(float64(max(ps.hw-pos, 0)))
+		}
+	}
+	age := 0.0
+	if !oldest.IsZero() {
+		age = max(time.Since(oldest).Seconds(), 0)
+	}
+	g.p.metrics.lagSeconds.WithLabelValues(g.id, g.cfg.Topic).Set(age)
+}
+
+func (g *group) updateMembers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	described, err := kadm.NewClient(g.cl).DescribeGroups(ctx, g.id)
+	if err != nil {
+		return
+	}
+	if d, ok := described[g.id]; ok && d.Err == nil {
+		g.p.metrics.members.WithLabelValues(g.id).Set(float64(len(d.Members)))
+	}
+}

@@ -1,0 +1,279 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/topics"
+)
+
+// process takes one record to a final state: applied, skipped, filtered or
+// acknowledged on its dead-letter topic, and reports true. It reports false
+// when ctx ended first; the record then stays uncommitted.
+func (g *group) process(ctx context.Context, partition int32, rec *kgo.Record) bool {
+	if rg, ok := header(rec, topics.HeaderRedriveGroup); ok && rg != g.id {
+		// A redriven record belongs to the group that failed it.
+		g.count(OutcomeFiltered)
+		return true
+	}
+	ev, err := topics.Decode(g.cfg.Domain, rec.Key, rec.Value)
+	if err != nil {
+		return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPoison, 0)
+	}
+	if g.cfg.Idempotency == IdempotencyFence && ev.Version < 1 {
+		err := fmt.Errorf("event %s has no version; the version fence needs one", ev.ID)
+		return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPermanent, 0)
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		skip, err := g.admit(ctx, ev)
+		if err != nil {
+			return false
+		}
+		if skip != "" {
+			g.count(skip)
+			return true
+		}
+		err = g.call(ctx, ev)
+		switch {
+		case err == nil:
+			if err := g.applied(ctx, ev); err != nil {
+				return false
+			}
+			g.count(OutcomeApplied)
+			return true
+		case errors.Is(err, ErrFiltered):
+			g.count(OutcomeFiltered)
+			return true
+		case ctx.Err() != nil:
+			return false
+		case IsPermanent(err) || topics.IsPoison(err):
+			return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPermanent, attempt)
+		}
+		wait := g.cfg.Retry.backoff(attempt)
+		if ra, ok := RetryAfterOf(err); ok && ra > wait {
+			wait = ra
+		}
+		if attempt >= g.cfg.Retry.MaxAttempts || time.Since(start)+wait > g.cfg.Retry.MaxElapsed {
+			return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassRetriesExhausted, attempt)
+		}
+		g.p.metrics.retries.WithLabelValues(g.id, g.cfg.Topic).Inc()
+		g.stats.retried.Add(1)
+		g.log.Debug().Err(err).Str("key", ev.Subject).Int("attempt", attempt).Dur("backoff", wait).Msg("retrying")
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// call runs the handler once, timing it and turning a panic into a
+// permanent error.
+func (g *group) call(ctx context.Context, ev *topics.Event) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = Permanent(fmt.Errorf("handler panic: %v", r))
+		}
+		g.p.metrics.duration.WithLabelValues(g.id, g.cfg.Topic).Observe(time.Since(start).Seconds())
+	}()
+	return g.cfg.Handler.Handle(ctx, ev)
+}
+
+// admit checks the fence or dedupe store and returns the skip outcome, or ""
+// to handle the event. It waits out store outages; its error is ctx's.
+func (g *group) admit(ctx context.Context, ev *topics.Event) (string, error) {
+	switch g.cfg.Idempotency {
+	case IdempotencyFence:
+		var applied int64
+		err := g.withStore(ctx, func(ctx context.Context) (err error) {
+			applied, err = g.p.opts.Versions.Version(ctx, g.id, ev.Subject)
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		if ev.Version <= applied {
+			return OutcomeSkippedStale, nil
+		}
+	case IdempotencyDedupe:
+		var seen bool
+		err := g.withStore(ctx, func(ctx context.Context) (err error) {
+			seen, err = g.p.opts.IDs.Seen(ctx, g.id, ev.ID)
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		if seen {
+			return OutcomeSkippedDuplicate, nil
+		}
+	}
+	return "", nil
+}
+
+// applied advances the fence or marks the id after the sink succeeded.
+func (g *group) applied(ctx context.Context, ev *topics.Event) error {
+	switch g.cfg.Idempotency {
+	case IdempotencyFence:
+		return g.withStore(ctx, func(ctx context.Context) error {
+			_, err := g.p.opts.Versions.Advance(ctx, g.id, ev.Subject, ev.Version)
+			return err
+		})
+	case IdempotencyDedupe:
+		return g.withStore(ctx, func(ctx context.Context) error {
+			return g.p.opts.IDs.Mark(ctx, g.id, ev.ID)
+		})
+	}
+	return nil
+}
+
+// withStore runs op until it succeeds. While it fails (Redis unreachable),
+// the group pauses fetching; it resumes by itself when op succeeds. The
+// check is never skipped and the record never dead-lettered for it. The
+// only error returned is ctx's.
+func (g *group) withStore(ctx context.Context, op func(context.Context) error) error {
+	err := op(ctx)
+	if err == nil {
+		return nil
+	}
+	g.pause(err)
+	defer g.resume()
+	wait := 50 * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		g.p.metrics.storeFailures.WithLabelValues(g.id).Inc()
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		wait = min(2*wait, g.p.opts.StoreBackoffMax)
+		if err = op(ctx); err == nil {
+			return nil
+		}
+	}
+}
+
+func (g *group) pause(cause error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pausers++
+	if g.pausers == 1 {
+		g.cl.PauseFetchTopics(g.cfg.Topic)
+		g.p.metrics.paused.WithLabelValues(g.id).Set(1)
+		g.log.Error().Err(cause).Msg("redis unreachable; pausing fetches until it answers")
+	}
+	g.notifyLocked()
+}
+
+func (g *group) resume() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pausers--
+	if g.pausers == 0 {
+		g.cl.ResumeFetchTopics(g.cfg.Topic)
+		g.p.metrics.paused.WithLabelValues(g.id).Set(0)
+		g.log.Info().Msg("redis answers again; fetches resumed")
+	}
+	g.notifyLocked()
+}
+
+// deadLetter writes rec to the group's dead-letter topic with the contract
+// headers and waits for the acknowledgement (acks=all), retrying until it
+// succeeds: the partition never advances past an unacknowledged record.
+func (g *group) deadLetter(ctx context.Context, partition int32, rec *kgo.Record, cause error, class string, attempts int) bool {
+	failedAt := time.Now().UTC()
+	dlqTopic := topics.DLQTopic(g.cfg.Topic)
+	wait := 100 * time.Millisecond
+	for {
+		dl := &kgo.Record{
+			Topic:   dlqTopic,
+			Key:     rec.Key,
+			Value:   rec.Value,
+			Headers: dlqHeaders(rec, g.id, cause, class, attempts, failedAt),
+		}
+		err := g.cl.ProduceSync(ctx, dl).FirstErr()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		g.p.metrics.dlqFailures.WithLabelValues(g.id, g.cfg.Topic).Inc()
+		g.log.Error().Err(err).Str("dlq", dlqTopic).Int32("partition", partition).Int64("offset", rec.Offset).
+			Msg("dead-letter write failed; the partition waits for it")
+		if !sleep(ctx, wait) {
+			return false
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+	g.count(OutcomeDeadLettered)
+	g.log.Error().
+		Int32("partition", partition).
+		Int64("offset", rec.Offset).
+		Str("key", string(rec.Key)).
+		Str("error_class", class).
+		Int("attempts", attempts).
+		Str("dlq", dlqTopic).
+		Str("error", cause.Error()).
+		Msg("record dead-lettered")
+	return true
+}
+
+// dlqHeaders keeps rec's headers, replacing any earlier dead-letter headers,
+// and adds the contract ones.
+func dlqHeaders(rec *kgo.Record, group string, cause error, class string, attempts int, failedAt time.Time) []kgo.RecordHeader {
+	add := []kgo.RecordHeader{
+		{Key: topics.HeaderOriginalTopic, Value: []byte(rec.Topic)},
+		{Key: topics.HeaderOriginalPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
+		{Key: topics.HeaderOriginalOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		{Key: topics.HeaderOriginalTimestamp, Value: []byte(strconv.FormatInt(rec.Timestamp.UnixMilli(), 10))},
+		{Key: topics.HeaderGroup, Value: []byte(group)},
+		{Key: topics.HeaderError, Value: []byte(cause.Error())},
+		{Key: topics.HeaderErrorClass, Value: []byte(class)},
+		{Key: topics.HeaderAttempts, Value: []byte(strconv.Itoa(attempts))},
+		{Key: topics.HeaderFailedAt, Value: []byte(failedAt.Format(time.RFC3339Nano))},
+	}
+	replaced := make(map[string]bool, len(add))
+	for _, h := range add {
+		replaced[h.Key] = true
+	}
+	out := make([]kgo.RecordHeader, 0, len(rec.Headers)+len(add))
+	for _, h := range rec.Headers {
+		if !replaced[h.Key] {
+			out = append(out, h)
+		}
+	}
+	return append(out, add...)
+}
+
+func (g *group) count(outcome string) {
+	g.p.metrics.records.WithLabelValues(g.id, g.cfg.Topic, outcome).Inc()
+	g.stats.add(outcome)
+}
+
+func header(rec *kgo.Record, key string) (string, bool) {
+	for _, h := range rec.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+// sleep waits d or until ctx ends; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
