@@ -96,6 +96,11 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		changed: make(chan struct{}),
 	}
 	g.readyCond = sync.NewCond(&g.mu)
+	// Export the gauges from the start, so dashboards and alerts see 0
+	// rather than no series.
+	p.metrics.paused.WithLabelValues(g.id).Set(0)
+	p.metrics.inflight.WithLabelValues(g.id).Set(0)
+	p.metrics.lagSeconds.WithLabelValues(g.id, cfg.Topic).Set(0)
 	g.workCtx, g.cancelWork = context.WithCancel(context.Background())
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(p.opts.Brokers...),
@@ -114,6 +119,9 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		kgo.RecordDeliveryTimeout(p.opts.DLQTimeout),
 	}
 	opts = append(opts, p.opts.ClientOpts...)
+	if p.opts.GroupClientOpts != nil {
+		opts = append(opts, p.opts.GroupClientOpts(cfg.Name)...)
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("group %s: kafka client: %w", g.id, err)

@@ -30,8 +30,11 @@ type IDStore interface {
 type Options struct {
 	// Brokers are the seed brokers.
 	Brokers []string
-	// ClientOpts are added to every group's kgo client (TLS, SASL, hooks).
+	// ClientOpts are added to every group's kgo client (TLS, SASL).
 	ClientOpts []kgo.Opt
+	// GroupClientOpts, if set, returns options for one group's client only
+	// (per-client hooks such as kprom, which holds one client's metrics).
+	GroupClientOpts func(group string) []kgo.Opt
 	// Versions backs the version fence; required when a group uses it.
 	Versions VersionStore
 	// IDs backs event-id dedupe; required when a group uses it.
