@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -266,15 +265,11 @@ func (m *Magento) updatePrice(ctx context.Context, ev *topics.Event) error {
 	if err != nil {
 		return err
 	}
-	// Magento answers 200 with the items it rejected; [] means all applied.
+	// Magento answers 2xx with a JSON array of the items it rejected; []
+	// means all applied. Any other 2xx body (a proxy's or a stand-in's "OK",
+	// an empty body) is an acceptance: only a listed rejection fails.
 	var failed []priceUpdateResult
-	if len(bytes.TrimSpace(resp)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(resp, &failed); err != nil {
-		return fmt.Errorf("magento: POST %s: unexpected answer: %s", path, m.sink.quote(resp))
-	}
-	if len(failed) == 0 {
+	if err := json.Unmarshal(resp, &failed); err != nil || len(failed) == 0 {
 		return nil
 	}
 	msgs := make([]string, len(failed))
