@@ -15,7 +15,8 @@ type Item[T any] struct {
 
 type slot[T any] struct {
 	Item[T]
-	done bool
+	running bool // released to the caller and not finished
+	done    bool
 }
 
 // Partition schedules the records of one partition: records of the same key
@@ -32,9 +33,10 @@ type Partition[T any] struct {
 	// ones are trimmed from the front, so window[0] is the watermark.
 	window []slot[T]
 
-	last      Item[T] // the most recently trimmed (finished) slot
-	haveLast  bool
-	nextAdded int64 // one past the highest offset added
+	last       Item[T] // the most recently trimmed (finished) slot
+	haveLast   bool
+	nextAdded  int64 // one past the highest offset added
+	unfinished int   // records added and not finished
 }
 
 // NewPartition returns an empty scheduler.
@@ -47,9 +49,10 @@ func NewPartition[T any]() *Partition[T] {
 // of the same key is outstanding. Otherwise it is queued and returned by Done
 // of its predecessor.
 func (p *Partition[T]) Add(it Item[T]) bool {
-	p.window = append(p.window, slot[T]{Item: it})
-	p.nextAdded = it.Offset + 1
 	waiting, busy := p.keys[it.Key]
+	p.window = append(p.window, slot[T]{Item: it, running: !busy})
+	p.nextAdded = it.Offset + 1
+	p.unfinished++
 	if busy {
 		p.keys[it.Key] = append(waiting, it)
 		return false
@@ -61,11 +64,12 @@ func (p *Partition[T]) Add(it Item[T]) bool {
 // Done marks the in-flight record at offset finished and returns the next
 // record of the same key, which is now in flight, if there is one.
 func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
-	i := sort.Search(len(p.window), func(i int) bool { return p.window[i].Offset >= offset })
-	if i == len(p.window) || p.window[i].Offset != offset || p.window[i].done {
-		return next, false
+	i := p.find(offset)
+	if i < 0 || !p.window[i].running {
+		return next, false // unknown, waiting or already finished: nothing changes
 	}
-	p.window[i].done = true
+	p.window[i].running, p.window[i].done = false, true
+	p.unfinished--
 	key := p.window[i].Key
 	for len(p.window) > 0 && p.window[0].done {
 		p.last, p.haveLast = p.window[0].Item, true
@@ -80,6 +84,9 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 		return next, false
 	}
 	next = waiting[0]
+	if j := p.find(next.Offset); j >= 0 {
+		p.window[j].running = true
+	}
 	if len(waiting) == 1 {
 		p.keys[key] = nil
 	} else {
@@ -88,9 +95,19 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 	return next, true
 }
 
+// find returns the window index of offset, or -1.
+func (p *Partition[T]) find(offset int64) int {
+	i := sort.Search(len(p.window), func(i int) bool { return p.window[i].Offset >= offset })
+	if i == len(p.window) || p.window[i].Offset != offset {
+		return -1
+	}
+	return i
+}
+
 // Watermark returns the offset to commit, the lowest offset not yet finished
 // (or one past the last added when all are finished), with the leader epoch
-// of the last finished record. ok is false while nothing has finished.
+// of the record just below it. ok is false until the lowest record added
+// has finished: before that, there is nothing new to commit.
 func (p *Partition[T]) Watermark() (offset int64, epoch int32, ok bool) {
 	if !p.haveLast {
 		return 0, 0, false
@@ -102,7 +119,7 @@ func (p *Partition[T]) Watermark() (offset int64, epoch int32, ok bool) {
 }
 
 // Outstanding is the number of records added and not yet finished.
-func (p *Partition[T]) Outstanding() int { return len(p.window) }
+func (p *Partition[T]) Outstanding() int { return p.unfinished }
 
 // Oldest returns the oldest unfinished record.
 func (p *Partition[T]) Oldest() (it Item[T], ok bool) {
