@@ -107,9 +107,8 @@ func newProcessor(cfg *config, rdb redis.UniversalClient, reg prometheus.Registe
 		return topics.DefaultTopic(d)
 	}
 	var (
-		magento *handlers.Magento
-		groups  []processor.GroupConfig
-		errs    []error
+		groups []processor.GroupConfig
+		errs   []error
 	)
 	for _, name := range cfg.Groups {
 		gs := t.Groups[name]
@@ -132,16 +131,14 @@ func newProcessor(cfg *config, rdb redis.UniversalClient, reg prometheus.Registe
 		}
 		switch name {
 		case "catalog", "inventory":
-			if magento == nil {
-				m, err := handlers.NewMagento(handlers.MagentoConfig{
-					BaseURL: cfg.MagentoURL, Token: cfg.MagentoToken,
-					Timeout: gs.Timeout, RateLimit: gs.RateLimit, Burst: gs.Burst,
-				})
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				magento = m
+			// Each group has its own client, so its own rate limit.
+			magento, err := handlers.NewMagento(handlers.MagentoConfig{
+				BaseURL: cfg.MagentoURL, Token: cfg.MagentoToken,
+				Timeout: gs.Timeout, RateLimit: gs.RateLimit, Burst: gs.Burst,
+			})
+			if err != nil {
+				errs = append(errs, err)
+				continue
 			}
 			gc.Idempotency = processor.IdempotencyFence
 			if name == "catalog" {
