@@ -28,7 +28,7 @@ const (
 const GroupIDPrefix = "shopstream."
 
 // RetryPolicy bounds the retries of a retryable failure: exponential backoff
-// with full jitter between Initial and Max, at most MaxAttempts handler
+// from Initial up to Max with equal jitter (a random wait in [ceil/2, ceil]), at most MaxAttempts handler
 // calls, and no new attempt that would start after MaxElapsed.
 type RetryPolicy struct {
 	MaxAttempts int           `yaml:"max_attempts"`
@@ -62,10 +62,15 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 }
 
 // backoff returns the wait before attempt+1 (attempt counts from 1): a
-// uniformly random duration up to min(Max, Initial·2^(attempt-1)).
+// uniformly random duration in [ceil/2, ceil] ("equal jitter"), where ceil
+// is min(Max, Initial·2^(attempt-1)).
 func (p RetryPolicy) backoff(attempt int) time.Duration {
 	ceil := p.Initial
 	for i := 1; i < attempt && ceil < p.Max; i++ {
+		if ceil > p.Max/2 {
+			ceil = p.Max // doubling would pass Max (or overflow)
+			break
+		}
 		ceil *= 2
 	}
 	ceil = min(ceil, p.Max)

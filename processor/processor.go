@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,6 +102,7 @@ func New(opts Options, groups ...GroupConfig) (*Processor, error) {
 	if len(groups) == 0 {
 		errs = append(errs, errors.New("groups: none enabled"))
 	}
+	groups = slices.Clone(groups) // defaults are filled in on our copy
 	seen := map[string]bool{}
 	for i := range groups {
 		groups[i] = groups[i].withDefaults()
