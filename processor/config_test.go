@@ -115,11 +115,9 @@ func TestBackoffInitialZero(t *testing.T) {
 	}
 }
 
-// TestBackoffBugOverflowWithHugeMax documents a bug: backoff doubles ceil
-// while ceil < Max, so with a Max above MaxInt64/2 (which validate accepts)
-// ceil overflows to a negative duration and backoff returns 0 — retries
-// then run back to back instead of waiting at least Max/2.
-func TestBackoffBugOverflowWithHugeMax(t *testing.T) {
+// With a Max above MaxInt64/2 (which validate accepts), doubling must stop
+// at Max instead of overflowing to a negative ceiling and a zero wait.
+func TestBackoffHugeMaxDoesNotOverflow(t *testing.T) {
 	p := RetryPolicy{Initial: time.Second, Max: math.MaxInt64}
 	g := GroupConfig{Name: "inventory", Topic: "t", Domain: topics.DomainInventory,
 		Handler: HandlerFunc(func(context.Context, *topics.Event) error { return nil }), Retry: p}.withDefaults()
