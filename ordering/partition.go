@@ -36,6 +36,7 @@ type Partition[T any] struct {
 	last       Item[T] // the most recently trimmed (finished) slot
 	haveLast   bool
 	nextAdded  int64 // one past the highest offset added
+	added      bool  // whether anything was added
 	unfinished int   // records added and not finished
 }
 
@@ -51,7 +52,7 @@ func NewPartition[T any]() *Partition[T] {
 func (p *Partition[T]) Add(it Item[T]) bool {
 	waiting, busy := p.keys[it.Key]
 	p.window = append(p.window, slot[T]{Item: it, running: !busy})
-	p.nextAdded = it.Offset + 1
+	p.nextAdded, p.added = it.Offset+1, true
 	p.unfinished++
 	if busy {
 		p.keys[it.Key] = append(waiting, it)
@@ -117,6 +118,9 @@ func (p *Partition[T]) Watermark() (offset int64, epoch int32, ok bool) {
 	}
 	return p.nextAdded, p.last.Epoch, true
 }
+
+// Next returns one past the highest offset added, and whether any was added.
+func (p *Partition[T]) Next() (int64, bool) { return p.nextAdded, p.added }
 
 // Outstanding is the number of records added and not yet finished.
 func (p *Partition[T]) Outstanding() int { return p.unfinished }

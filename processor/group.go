@@ -2,12 +2,14 @@ package processor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -60,13 +62,21 @@ type group struct {
 	mu        sync.Mutex
 	parts     map[int32]*partState
 	ready     []task
-	readyCond *sync.Cond // signalled when ready grows or workers must stop
-	stopping  bool       // shutdown: start nothing new
-	quit      bool       // workers exit
-	pending   int        // records fetched and not finished
-	running   int        // records being handled
-	pausers   int        // workers waiting for the store; > 0 pauses fetching
-	changed   chan struct{}
+	readyCond *sync.Cond    // signalled when ready grows or workers must stop
+	stopping  bool          // shutdown: start nothing new
+	quit      bool          // workers exit
+	pending   int           // records fetched and not finished
+	running   int           // records being handled
+	pausers   int           // workers waiting for the store; > 0 pauses fetching
+	changed   chan struct{} // closed on the next state change; nil while nobody waits
+
+	// Metric handles resolved once, off the per-record path.
+	outcomes    map[string]prometheus.Counter
+	retried     prometheus.Counter
+	duration    prometheus.Observer
+	inflight    prometheus.Gauge
+	dlqFailures prometheus.Counter
+	storeFails  prometheus.Counter
 }
 
 type partState struct {
@@ -88,31 +98,21 @@ type task struct {
 
 func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 	g := &group{
-		p:       p,
-		cfg:     cfg,
-		id:      cfg.GroupID(),
-		log:     p.opts.Logger.With().Str("group", cfg.GroupID()).Str("topic", cfg.Topic).Logger(),
-		parts:   make(map[int32]*partState),
-		changed: make(chan struct{}),
+		p:     p,
+		cfg:   cfg,
+		id:    cfg.GroupID(),
+		log:   p.opts.Logger.With().Str("group", cfg.GroupID()).Str("topic", cfg.Topic).Logger(),
+		parts: make(map[int32]*partState),
 	}
 	g.readyCond = sync.NewCond(&g.mu)
-	// Export the gauges from the start, so dashboards and alerts see 0
-	// rather than no series.
-	p.metrics.paused.WithLabelValues(g.id).Set(0)
-	p.metrics.inflight.WithLabelValues(g.id).Set(0)
-	p.metrics.lagSeconds.WithLabelValues(g.id, cfg.Topic).Set(0)
+	g.bindMetrics()
 	g.workCtx, g.cancelWork = context.WithCancel(context.Background())
+	// Defaults a deployment may override come first, then the caller's
+	// options, then the ones the commit logic depends on, which kgo's
+	// last-wins rule keeps from being overridden.
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(p.opts.Brokers...),
 		kgo.ClientID("shopstream-" + cfg.Name),
-		kgo.ConsumerGroup(g.id),
-		kgo.ConsumeTopics(cfg.Topic),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(g.onAssigned),
-		kgo.OnPartitionsRevoked(g.onRevoked),
-		kgo.OnPartitionsLost(g.onLost),
 		// A group with no committed offset starts at the earliest record:
 		// events produced before the first deployment are not skipped.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -122,6 +122,16 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 	if p.opts.GroupClientOpts != nil {
 		opts = append(opts, p.opts.GroupClientOpts(cfg.Name)...)
 	}
+	opts = append(opts,
+		kgo.ConsumerGroup(g.id),
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(g.onAssigned),
+		kgo.OnPartitionsRevoked(g.onRevoked),
+		kgo.OnPartitionsLost(g.onLost),
+	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("group %s: kafka client: %w", g.id, err)
@@ -158,8 +168,19 @@ func (g *group) run(ctx context.Context) error {
 	g.quit = true
 	g.readyCond.Broadcast()
 	g.mu.Unlock()
-	workers.Wait()
 	g.cancelWork()
+	stopped := make(chan struct{})
+	go func() {
+		workers.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(cancelGrace):
+		// A handler that ignores its cancelled context: its record is
+		// uncommitted and will be read again; do not hold the exit for it.
+		g.log.Error().Msg("a handler ignored cancellation; leaving without it")
+	}
 	// Leaving the group revokes every partition; onRevoked finds nothing
 	// in flight and nothing new to commit.
 	g.cl.CloseAllowingRebalance()
@@ -192,11 +213,14 @@ func (g *group) waitForRoom(ctx context.Context) (int, bool) {
 		g.mu.Lock()
 		room := g.cfg.MaxBuffered - g.pending
 		paused := g.pausers > 0
-		changed := g.changed
-		g.mu.Unlock()
-		if room > 0 && !paused {
+		// Wait for a quarter of the buffer to free up (or all of it), so
+		// a saturated group polls in batches, not one record at a time.
+		if !paused && (room >= max(1, g.cfg.MaxBuffered/4) || g.pending == 0) {
+			g.mu.Unlock()
 			return room, true
 		}
+		changed := g.waitChanLocked()
+		g.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return 0, false
@@ -205,10 +229,20 @@ func (g *group) waitForRoom(ctx context.Context) (int, bool) {
 	}
 }
 
+// waitChanLocked returns a channel closed on the next state change.
+func (g *group) waitChanLocked() chan struct{} {
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.changed
+}
+
 // notifyLocked wakes everyone waiting on a change of group state.
 func (g *group) notifyLocked() {
-	close(g.changed)
-	g.changed = make(chan struct{})
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
 }
 
 func (g *group) dispatch(fetches kgo.Fetches) {
@@ -220,22 +254,71 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 		}
 		ps := g.parts[fp.Partition]
 		if ps == nil {
-			ps = &partState{num: fp.Partition, sched: ordering.NewPartition[*kgo.Record](), committed: -1, hw: -1}
-			ps.ctx, ps.cancel = context.WithCancel(g.workCtx)
-			g.parts[fp.Partition] = ps
+			ps = g.newPartLocked(fp.Partition)
 		}
 		if fp.HighWatermark >= 0 {
 			ps.hw = fp.HighWatermark
 		}
 		for _, r := range fp.Records {
+			if next, ok := ps.sched.Next(); ok && r.Offset < next {
+				// kgo rewound the cursor without a revoke (data-loss
+				// detection, offset reset): start a fresh schedule; what
+				// still runs of the old one finishes but changes nothing.
+				g.log.Warn().Int32("partition", ps.num).Int64("offset", r.Offset).Int64("expected", next).
+					Msg("fetch position moved back; rescheduling the partition")
+				g.discardLocked(ps)
+				ps = g.newPartLocked(fp.Partition)
+			}
 			g.pending++
-			it := ordering.Item[*kgo.Record]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: string(r.Key), Value: r}
+			it := ordering.Item[*kgo.Record]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: orderingKey(r), Value: r}
 			if ps.sched.Add(it) {
 				g.ready = append(g.ready, task{part: ps, rec: r})
 				g.readyCond.Signal()
 			}
 		}
 	})
+}
+
+// bindMetrics resolves the group's metric handles once, off the
+// per-record path, and exports the gauges from the start, so dashboards and
+// alerts see 0 rather than no series.
+func (g *group) bindMetrics() {
+	g.p.metrics.paused.WithLabelValues(g.id).Set(0)
+	g.p.metrics.lagSeconds.WithLabelValues(g.id, g.cfg.Topic).Set(0)
+	g.inflight = g.p.metrics.inflight.WithLabelValues(g.id)
+	g.inflight.Set(0)
+	g.outcomes = make(map[string]prometheus.Counter)
+	for _, o := range []string{OutcomeApplied, OutcomeSkippedStale, OutcomeSkippedDuplicate, OutcomeDeadLettered, OutcomeFiltered} {
+		g.outcomes[o] = g.p.metrics.records.WithLabelValues(g.id, g.cfg.Topic, o)
+	}
+	g.retried = g.p.metrics.retries.WithLabelValues(g.id, g.cfg.Topic)
+	g.duration = g.p.metrics.duration.WithLabelValues(g.id, g.cfg.Topic)
+	g.dlqFailures = g.p.metrics.dlqFailures.WithLabelValues(g.id, g.cfg.Topic)
+	g.storeFails = g.p.metrics.storeFailures.WithLabelValues(g.id)
+}
+
+func (g *group) newPartLocked(num int32) *partState {
+	ps := &partState{num: num, sched: ordering.NewPartition[*kgo.Record](), committed: -1, hw: -1}
+	ps.ctx, ps.cancel = context.WithCancel(g.workCtx)
+	g.parts[num] = ps
+	return ps
+}
+
+// orderingKey is the key records are serialised by: the record key, which
+// the contract makes equal to the event's subject. A producer that broke the
+// contract and sent no key still gets per-subject order inside the
+// partition: the subject is read from the value instead.
+func orderingKey(r *kgo.Record) string {
+	if len(r.Key) > 0 {
+		return string(r.Key)
+	}
+	var env struct {
+		Subject string `json:"subject"`
+	}
+	if json.Unmarshal(r.Value, &env) != nil {
+		return "" // poison: it goes to the DLQ, in order with other keyless records
+	}
+	return env.Subject
 }
 
 func (g *group) worker() {
@@ -258,15 +341,15 @@ func (g *group) worker() {
 		}
 		t.part.running++
 		g.running++
-		g.p.metrics.inflight.WithLabelValues(g.id).Set(float64(g.running))
 		g.mu.Unlock()
+		g.inflight.Inc()
 
 		finished := g.process(t.part.ctx, t.part.num, t.rec)
 
+		g.inflight.Dec()
 		g.mu.Lock()
 		t.part.running--
 		g.running--
-		g.p.metrics.inflight.WithLabelValues(g.id).Set(float64(g.running))
 		if finished && !t.part.discarded {
 			g.pending--
 			if next, ok := t.part.sched.Done(t.rec.Offset); ok {
@@ -279,25 +362,26 @@ func (g *group) worker() {
 	}
 }
 
-// waitIdle waits until no record of parts (all parts if nil) is running, or
-// timeout passes; it reports whether they became idle.
-func (g *group) waitIdle(parts []*partState, timeout time.Duration) bool {
+// waitIdle waits until no record of parts is running (of the whole group
+// when all is set), or timeout passes; it reports whether they became idle.
+func (g *group) waitIdle(all bool, parts []*partState, timeout time.Duration) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		g.mu.Lock()
 		busy := 0
-		if parts == nil {
+		if all {
 			busy = g.running
 		}
 		for _, ps := range parts {
 			busy += ps.running
 		}
-		changed := g.changed
-		g.mu.Unlock()
 		if busy == 0 {
+			g.mu.Unlock()
 			return true
 		}
+		changed := g.waitChanLocked()
+		g.mu.Unlock()
 		select {
 		case <-changed:
 		case <-timer.C:
@@ -306,18 +390,23 @@ func (g *group) waitIdle(parts []*partState, timeout time.Duration) bool {
 	}
 }
 
-// drain stops starting records, waits for in-flight ones up to DrainTimeout
-// (then cancels them: they stay uncommitted) and commits what finished.
+// cancelGrace bounds the wait for cancelled records to return.
+const cancelGrace = 5 * time.Second
+
+// drain stops fetching and starting records, waits for in-flight ones up to
+// DrainTimeout (then cancels them: they stay uncommitted) and commits what
+// finished.
 func (g *group) drain() {
+	g.cl.PauseFetchTopics(g.cfg.Topic)
 	g.mu.Lock()
 	g.stopping = true
 	inflight := g.running
 	g.mu.Unlock()
 	g.log.Info().Int("inflight", inflight).Dur("deadline", g.p.opts.DrainTimeout).Msg("draining")
-	if !g.waitIdle(nil, g.p.opts.DrainTimeout) {
+	if !g.waitIdle(true, nil, g.p.opts.DrainTimeout) {
 		g.log.Warn().Msg("drain deadline passed; cancelling in-flight records, they stay uncommitted")
 		g.cancelWork()
-		g.waitIdle(nil, g.p.opts.DrainTimeout)
+		g.waitIdle(true, nil, cancelGrace)
 	}
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
@@ -354,23 +443,21 @@ func (g *group) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string
 }
 
 func (g *group) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	if len(revoked[g.cfg.Topic]) == 0 {
-		return
+	parts := g.partsOf(revoked)
+	if len(parts) == 0 {
+		return // nothing fetched from them: nothing runs, nothing to commit
+	}
+	g.mu.Lock()
+	for _, ps := range parts {
+		ps.draining = true // no new starts; the commit loop skips them
+	}
+	g.mu.Unlock()
+	if !g.waitIdle(false, parts, g.p.opts.RevokeTimeout) {
+		g.log.Warn().Msg("revoke deadline passed; cancelling in-flight records of revoked partitions")
+		g.cancelAndWait(parts)
 	}
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
-	parts := g.partsOf(revoked)
-	g.mu.Lock()
-	for _, ps := range parts {
-		ps.draining = true
-	}
-	g.mu.Unlock()
-	if !g.waitIdle(parts, g.p.opts.RevokeTimeout) {
-		g.log.Warn().Msg("revoke deadline passed; cancelling in-flight records of revoked partitions")
-		for _, ps := range parts {
-			ps.cancel()
-		}
-	}
 	g.commit(parts)
 	g.discard(parts)
 	g.log.Info().Ints32("partitions", revoked[g.cfg.Topic]).Msg("partitions revoked")
@@ -378,29 +465,43 @@ func (g *group) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][
 
 func (g *group) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	g.joined.Store(false)
+	parts := g.partsOf(lost)
+	g.cancelAndWait(parts)
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
-	parts := g.partsOf(lost)
+	g.discard(parts)
+	g.log.Warn().Ints32("partitions", lost[g.cfg.Topic]).Msg("partitions lost; uncommitted work will be redelivered")
+}
+
+// cancelAndWait cancels the running records of parts and waits, briefly,
+// for their handlers to return, so that a later owner of a key does not
+// overlap with a call still on the wire.
+func (g *group) cancelAndWait(parts []*partState) {
 	for _, ps := range parts {
 		ps.cancel()
 	}
-	g.discard(parts)
-	g.log.Warn().Ints32("partitions", lost[g.cfg.Topic]).Msg("partitions lost; uncommitted work will be redelivered")
+	if !g.waitIdle(false, parts, cancelGrace) {
+		g.log.Error().Msg("a handler ignored cancellation; its partition is released anyway")
+	}
 }
 
 func (g *group) discard(parts []*partState) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, ps := range parts {
-		ps.discarded = true
-		ps.cancel()
-		g.pending -= ps.sched.Outstanding()
-		if g.parts[ps.num] == ps {
-			delete(g.parts, ps.num)
-		}
-		g.p.metrics.lag.DeleteLabelValues(g.id, g.cfg.Topic, strconv.Itoa(int(ps.num)))
+		g.discardLocked(ps)
 	}
 	g.notifyLocked()
+}
+
+func (g *group) discardLocked(ps *partState) {
+	ps.discarded = true
+	ps.cancel()
+	g.pending -= ps.sched.Outstanding()
+	if g.parts[ps.num] == ps {
+		delete(g.parts, ps.num)
+	}
+	g.p.metrics.lag.DeleteLabelValues(g.id, g.cfg.Topic, strconv.Itoa(int(ps.num)))
 }
 
 // commit synchronously commits the watermarks of parts that moved since

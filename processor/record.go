@@ -29,7 +29,9 @@ func (g *group) process(ctx context.Context, partition int32, rec *kgo.Record) b
 		err := fmt.Errorf("event %s has no version; the version fence needs one", ev.ID)
 		return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPermanent, 0)
 	}
-	start := time.Now()
+	// The retry budget counts handler calls and backoff waits, not time
+	// spent waiting for Redis: an outage must not dead-letter records.
+	var spent time.Duration
 	for attempt := 1; ; attempt++ {
 		skip, err := g.admit(ctx, ev)
 		if err != nil {
@@ -39,7 +41,9 @@ func (g *group) process(ctx context.Context, partition int32, rec *kgo.Record) b
 			g.count(skip)
 			return true
 		}
+		callStart := time.Now()
 		err = g.call(ctx, ev)
+		spent += time.Since(callStart)
 		switch {
 		case err == nil:
 			if err := g.applied(ctx, ev); err != nil {
@@ -59,15 +63,16 @@ func (g *group) process(ctx context.Context, partition int32, rec *kgo.Record) b
 		if ra, ok := RetryAfterOf(err); ok && ra > wait {
 			wait = ra
 		}
-		if attempt >= g.cfg.Retry.MaxAttempts || time.Since(start)+wait > g.cfg.Retry.MaxElapsed {
+		if attempt >= g.cfg.Retry.MaxAttempts || spent+wait > g.cfg.Retry.MaxElapsed {
 			return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassRetriesExhausted, attempt)
 		}
-		g.p.metrics.retries.WithLabelValues(g.id, g.cfg.Topic).Inc()
+		g.retried.Inc()
 		g.stats.retried.Add(1)
 		g.log.Debug().Err(err).Str("key", ev.Subject).Int("attempt", attempt).Dur("backoff", wait).Msg("retrying")
 		if !sleep(ctx, wait) {
 			return false
 		}
+		spent += wait
 	}
 }
 
@@ -79,7 +84,7 @@ func (g *group) call(ctx context.Context, ev *topics.Event) (err error) {
 		if r := recover(); r != nil {
 			err = Permanent(fmt.Errorf("handler panic: %v", r))
 		}
-		g.p.metrics.duration.WithLabelValues(g.id, g.cfg.Topic).Observe(time.Since(start).Seconds())
+		g.duration.Observe(time.Since(start).Seconds())
 	}()
 	return g.cfg.Handler.Handle(ctx, ev)
 }
@@ -141,20 +146,28 @@ func (g *group) withStore(ctx context.Context, op func(context.Context) error) e
 	if err == nil {
 		return nil
 	}
+	if ctx.Err() != nil {
+		return ctx.Err() // cancelled, not a Redis failure
+	}
 	g.pause(err)
 	defer g.resume()
 	wait := 50 * time.Millisecond
+	lastLog := time.Now()
 	for {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		g.storeFails.Inc()
+		if time.Since(lastLog) >= 30*time.Second {
+			lastLog = time.Now()
+			g.log.Error().Err(err).Msg("redis still failing; the group stays paused")
 		}
-		g.p.metrics.storeFailures.WithLabelValues(g.id).Inc()
 		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
 		wait = min(2*wait, g.p.opts.StoreBackoffMax)
 		if err = op(ctx); err == nil {
 			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
 }
@@ -204,7 +217,7 @@ func (g *group) deadLetter(ctx context.Context, partition int32, rec *kgo.Record
 		if ctx.Err() != nil {
 			return false
 		}
-		g.p.metrics.dlqFailures.WithLabelValues(g.id, g.cfg.Topic).Inc()
+		g.dlqFailures.Inc()
 		g.log.Error().Err(err).Str("dlq", dlqTopic).Int32("partition", partition).Int64("offset", rec.Offset).
 			Msg("dead-letter write failed; the partition waits for it")
 		if !sleep(ctx, wait) {
@@ -253,7 +266,7 @@ func dlqHeaders(rec *kgo.Record, group string, cause error, class string, attemp
 }
 
 func (g *group) count(outcome string) {
-	g.p.metrics.records.WithLabelValues(g.id, g.cfg.Topic, outcome).Inc()
+	g.outcomes[outcome].Inc()
 	g.stats.add(outcome)
 }
 

@@ -18,7 +18,9 @@ func bareProcessor(t *testing.T, groups ...GroupConfig) *Processor {
 	}
 	p := &Processor{metrics: m}
 	for _, cfg := range groups {
-		p.groups = append(p.groups, &group{p: p, cfg: cfg, id: cfg.GroupID()})
+		g := &group{p: p, cfg: cfg, id: cfg.GroupID()}
+		g.bindMetrics()
+		p.groups = append(p.groups, g)
 	}
 	return p
 }

@@ -51,8 +51,16 @@ func runService(ctx context.Context, args []string, stderr io.Writer, getenv fun
 func serve(ctx context.Context, cfg *config, rdb redis.UniversalClient, log zerolog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Listen first: the group clients join their groups as soon as they
+	// exist, so nothing may fail between creating them and running them.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("http-addr: %w", err)}
+	}
 	proc, err := newProcessor(cfg, rdb, reg, log)
 	if err != nil {
+		ln.Close()
 		return &exitError{code: 2, err: err}
 	}
 
@@ -70,10 +78,6 @@ func serve(ctx context.Context, cfg *config, rdb redis.UniversalClient, log zero
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("http-addr: %w", err)}
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info().Str("http_addr", ln.Addr().String()).Strs("groups", cfg.Groups).Strs("brokers", cfg.Brokers).Msg("shopstream starting")
 

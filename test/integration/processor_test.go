@@ -245,3 +245,38 @@ func hasHeader(r *kgo.Record, k, v string) bool {
 	}
 	return false
 }
+
+// A producer that breaks the contract and sends no record key still gets
+// per-subject order inside a partition: the subject is the ordering key.
+func TestKeylessRecordsOrderedBySubject(t *testing.T) {
+	e := newEnvSeeded(t, 1, topics.TopicInventory, topics.DLQTopic(topics.TopicInventory))
+	var recs []*kgo.Record
+	for v := 1; v <= 30; v++ {
+		for _, sku := range []string{"SKU-K1", "SKU-K2", "SKU-K3"} {
+			r := stockEvent(sku, int64(v), v)
+			r.Key = nil
+			recs = append(recs, r)
+		}
+	}
+	e.produceTo(recs...)
+	s := newSink()
+	g := inventoryGroup(s.handler(func(context.Context, *topics.Event) error {
+		time.Sleep(time.Millisecond)
+		return nil
+	}))
+	g.Concurrency = 8
+	e.start(e.options(), g)
+	eventually(t, 30*time.Second, "all applied", func() bool { return s.total() == 90 })
+	applied, _, maxConc, overlaps := s.snapshot()
+	if overlaps != 0 {
+		t.Errorf("%d calls overlapped with the same subject", overlaps)
+	}
+	if maxConc < 2 {
+		t.Errorf("different subjects never ran concurrently (max %d)", maxConc)
+	}
+	for sku, vs := range applied {
+		if !slices.IsSorted(vs) || len(vs) != 30 {
+			t.Errorf("%s applied %v, want 1..30 in order", sku, vs)
+		}
+	}
+}
