@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -96,15 +97,32 @@ func TestRevocationCommitsFinishedWork(t *testing.T) {
 	e := newEnv(t, topics.TopicInventory)
 	const skus, versions = 60, 10
 	e.produce(stockBatch(skus, 1, versions)...)
-	slow := func(context.Context, *topics.Event) error { time.Sleep(2 * time.Millisecond); return nil }
+	var second atomic.Pointer[running]
 	s1, s2 := newSink(), newSink()
-	g1 := inventoryGroup(s1.handler(slow))
+	// After 50 records the first member holds each call until the second
+	// member has joined, so the rebalance happens mid-stream, with records
+	// in flight, however fast the machine is.
+	g1 := inventoryGroup(s1.handler(func(ctx context.Context, _ *topics.Event) error {
+		if s1.total() < 50 {
+			return nil
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if r := second.Load(); r != nil && r.proc.Ready(ctx) == nil {
+				return nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return errors.New("second member never joined")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}))
 	g1.Concurrency = 4
 	e.start(e.options(), g1)
 	eventually(t, 30*time.Second, "first member applying", func() bool { return s1.total() >= 50 })
-	g2 := inventoryGroup(s2.handler(slow))
+	g2 := inventoryGroup(s2.handler(nil))
 	g2.Concurrency = 4
-	e.start(e.options(), g2)
+	second.Store(e.start(e.options(), g2))
 	eventually(t, 60*time.Second, "all applied", func() bool { return s1.total()+s2.total() >= skus*versions })
 	if s2.total() == 0 {
 		t.Error("the second member received no partition")
