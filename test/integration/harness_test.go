@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/redistest"
@@ -24,54 +24,124 @@ import (
 
 const partitions = 6
 
-// env is one test's Kafka cluster and redis-server.
+// env is one test's Kafka (kfake or real) and redis-server. Topic names and
+// group ids carry a per-test prefix, so tests can share a real broker.
 type env struct {
 	t       *testing.T
-	kafka   *kfake.Cluster
+	backend *backend
+	prefix  string
 	brokers []string
 	redis   *redistest.Server
 	rdb     *redis.Client
 	admin   *kadm.Client
 }
 
-// newEnv starts Kafka with topicNames and their DLQ topics, and Redis.
-func newEnv(t *testing.T, topicNames ...string) *env {
+// newEnv creates topicNames and their DLQ topics (6 partitions), and starts Redis.
+func newEnv(t *testing.T, b *backend, topicNames ...string) *env {
 	t.Helper()
 	var all []string
 	for _, tp := range topicNames {
 		all = append(all, tp, topics.DLQTopic(tp))
 	}
-	return newEnvSeeded(t, partitions, all...)
+	return newEnvSeeded(t, b, partitions, all...)
 }
 
-// newEnvSeeded starts Kafka with exactly the topics given, and Redis.
-func newEnvSeeded(t *testing.T, parts int32, seed ...string) *env {
+// newEnvSeeded creates exactly the topics given, and starts Redis.
+func newEnvSeeded(t *testing.T, b *backend, parts int32, seed ...string) *env {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, seed...))
-	if err != nil {
-		t.Fatalf("start kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	rs := redistest.Start(t)
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), MaxRetries: -1, DialTimeout: time.Second})
-	t.Cleanup(func() { rdb.Close() })
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	e := &env{t: t, backend: b, prefix: testPrefix(t)}
+	e.brokers = b.brokers(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &env{t: t, kafka: c, brokers: c.ListenAddrs(), redis: rs, rdb: rdb, admin: kadm.NewClient(cl)}
+	e.admin = kadm.NewClient(cl)
+	if len(seed) > 0 {
+		e.createTopics(parts, seed...)
+	}
+	e.redis = redistest.Start(t)
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { e.rdb.Close() })
+	return e
 }
 
-// ev builds a contract event of domain d's first stock/order type.
-func stockEvent(sku string, version int64, qty int) *kgo.Record {
+var prefixSeq atomic.Int64
+
+// testPrefix is unique per test run, so topics and groups never collide on
+// a shared broker (nor with an earlier run against an existing cluster).
+func testPrefix(t *testing.T) string {
+	return fmt.Sprintf("t%d-%d-", time.Now().UnixNano()%1e9, prefixSeq.Add(1))
+}
+
+// topic is this test's name for a base topic name.
+func (e *env) topic(base string) string { return e.prefix + base }
+
+// groupID is this test's id for a group name (inventory, order-crm).
+func (e *env) groupID(name string) string { return e.prefix + "shopstream." + name }
+
+// createTopics creates the prefixed topics and waits until each has a leader.
+func (e *env) createTopics(parts int32, bases ...string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	names := make([]string, len(bases))
+	for i, b := range bases {
+		names[i] = e.topic(b)
+	}
+	resp, err := e.admin.CreateTopics(ctx, parts, -1, nil, names...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		e.t.Fatalf("create topics %v: %v", names, err)
+	}
+	for {
+		md, err := e.admin.Metadata(ctx, names...)
+		ready := err == nil
+		for _, n := range names {
+			td, ok := md.Topics[n]
+			if !ok || td.Err != nil || len(td.Partitions) != int(parts) {
+				ready = false
+				break
+			}
+			for _, p := range td.Partitions {
+				if p.Leader < 0 || p.Err != nil {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return
+		}
+		if ctx.Err() != nil {
+			e.t.Fatalf("topics %v have no leaders: %v", names, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stock builds an inventory.stock.updated record of this test's inventory topic.
+func (e *env) stock(sku string, version int64, qty int) *kgo.Record {
 	data := fmt.Sprintf(`{"sku":%q,"source_code":"default","quantity":%d,"status":1}`, sku, qty)
-	return record(topics.TopicInventory, "inventory.stock.updated", sku, fmt.Sprintf("evt-%s-%d", sku, version), version, data)
+	return record(e.topic(topics.TopicInventory), "inventory.stock.updated", sku, fmt.Sprintf("evt-%s-%d", sku, version), version, data)
 }
 
-func orderEvent(orderID, id string) *kgo.Record {
+// order builds an order.placed record of this test's order topic.
+func (e *env) order(orderID, id string) *kgo.Record {
 	data := fmt.Sprintf(`{"order_id":%q,"customer_id":"c-1","email":"a@example.com","grand_total":10,"currency":"EUR","items":[{"sku":"SKU-1","qty":1,"price":10}]}`, orderID)
-	return record(topics.TopicOrder, "order.placed", orderID, id, 0, data)
+	return record(e.topic(topics.TopicOrder), "order.placed", orderID, id, 0, data)
+}
+
+// stockBatch is skus × versions stock updates, versions first..last.
+func (e *env) stockBatch(skus, first, last int) []*kgo.Record {
+	var recs []*kgo.Record
+	for v := first; v <= last; v++ {
+		for s := range skus {
+			recs = append(recs, e.stock(fmt.Sprintf("SKU-%03d", s), int64(v), v))
+		}
+	}
+	return recs
 }
 
 func record(topic, typ, subject, id string, version int64, data string) *kgo.Record {
@@ -314,9 +384,10 @@ func (s *sink) handler(fn func(ctx context.Context, ev *topics.Event) error) pro
 	})
 }
 
-func inventoryGroup(h processor.Handler) processor.GroupConfig {
+func (e *env) inventoryGroup(h processor.Handler) processor.GroupConfig {
 	return processor.GroupConfig{
-		Name: "inventory", Topic: topics.TopicInventory, Domain: topics.DomainInventory,
+		Name: "inventory", ID: e.groupID("inventory"),
+		Topic: e.topic(topics.TopicInventory), Domain: topics.DomainInventory,
 		Handler: h, Idempotency: processor.IdempotencyFence,
 		Retry: processor.RetryPolicy{MaxAttempts: 4, Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, MaxElapsed: 10 * time.Second},
 	}
