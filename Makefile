@@ -3,7 +3,7 @@
 GO      ?= go
 PKGS    := ./...
 
-.PHONY: run test build vet fmt-check unit integration clean
+.PHONY: run test build vet fmt-check unit integration kafka clean
 
 ## run: the embedded default — Kafka (kfake), Redis (miniredis), a Magento
 ## simulator and an event generator with the real processor in between.
@@ -11,7 +11,9 @@ run:
 	$(GO) run ./cmd/shopstream demo
 
 ## test: formatting, vet, then every test with the race detector.
-## Needs redis-server on PATH (.ci/run installs it from Debian's packages).
+## Needs redis-server and kcat on PATH (.ci/run installs them from Debian's
+## packages) and java + mvn for the real Kafka broker the integration suite
+## starts (or SHOPSTREAM_TEST_BROKERS=host:port to use a running one).
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
@@ -30,6 +32,10 @@ unit:
 
 integration:
 	$(GO) test -race -count=1 ./test/...
+
+## kafka: a real single-node Apache Kafka on a free port, until Ctrl-C.
+kafka:
+	$(GO) run ./test/realkafka/cmd/realkafka single
 
 clean:
 	rm -rf bin

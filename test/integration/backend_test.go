@@ -92,3 +92,19 @@ func eachBackend(t *testing.T, f func(t *testing.T, b *backend)) {
 		t.Run(b.name, func(t *testing.T) { f(t, b) })
 	}
 }
+
+// eachRealBackend runs f on every real Kafka backend. Without one (only
+// when SHOPSTREAM_TEST_KAFKA=kfake opted out of real Kafka) the test is
+// skipped, and says why.
+func eachRealBackend(t *testing.T, f func(t *testing.T, b *backend)) {
+	ran := false
+	for _, b := range backends {
+		if b.real() {
+			ran = true
+			t.Run(b.name, func(t *testing.T) { f(t, b) })
+		}
+	}
+	if !ran {
+		t.Skip("needs a real Kafka; SHOPSTREAM_TEST_KAFKA=kfake excluded it")
+	}
+}

@@ -175,14 +175,24 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%d", n.ID, n.ControllerPort))
 	}
 	clusterID := newClusterID()
-	for _, n := range c.nodes {
+	formatErrs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
 		if err := c.writeConfig(n, strings.Join(voters, ",")); err != nil {
 			return nil, err
 		}
-		if out, err := c.java(ctx, "-Xmx256m", "kafka.tools.StorageTool", "format", "-t", clusterID,
-			"-c", filepath.Join(n.Dir, "server.properties")); err != nil {
-			return nil, fmt.Errorf("format node %d: %w\n%s", n.ID, err, out)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, err := c.java(ctx, "-Xmx256m", "kafka.tools.StorageTool", "format", "-t", clusterID,
+				"-c", filepath.Join(n.Dir, "server.properties")); err != nil {
+				formatErrs[i] = fmt.Errorf("format node %d: %w\n%s", n.ID, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(formatErrs...); err != nil {
+		return nil, err
 	}
 	for _, n := range c.nodes {
 		if err := c.startNode(n); err != nil {
@@ -438,10 +448,30 @@ func (c *Cluster) Stop() {
 // cluster (--bootstrap-server is added) and returns its output: the
 // reference for lag and offset resets.
 func (c *Cluster) ConsumerGroups(ctx context.Context, args ...string) (string, error) {
-	argv := append([]string{"--bootstrap-server", strings.Join(c.Brokers(), ",")}, args...)
-	out, err := c.java(ctx, "-Xmx256m", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", argv...)
+	return ConsumerGroups(ctx, c.opts.CacheDir, c.Brokers(), args...)
+}
+
+// ConsumerGroups runs kafka-consumer-groups (ConsumerGroupCommand from the
+// cached kafka-tools jars) against any brokers, a cluster started elsewhere
+// included.
+func ConsumerGroups(ctx context.Context, cacheDir string, brokers []string, args ...string) (string, error) {
+	if cacheDir == "" {
+		cacheDir = DefaultCacheDir()
+	}
+	libs, err := Resolve(ctx, cacheDir)
 	if err != nil {
-		return string(out), fmt.Errorf("kafka-consumer-groups %s: %w\n%s", strings.Join(args, " "), err, out)
+		return "", err
+	}
+	argv := []string{"-Xmx256m", "-Dlog4j2.configurationFile=" + filepath.Join(cacheDir, "log4j2.properties"),
+		"-Dkafka.logs.dir=" + os.TempDir(), "-cp", filepath.Join(libs, "*"),
+		"org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server", strings.Join(brokers, ",")}
+	out, err := exec.CommandContext(ctx, "java", append(argv, args...)...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		return string(out), fmt.Errorf("kafka-consumer-groups %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr)
 	}
 	return string(out), nil
 }
