@@ -2,7 +2,7 @@ package ordering
 
 import (
 	"context"
-	"errors"
+
 	"fmt"
 	"strconv"
 	"time"
@@ -10,18 +10,24 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// advanceScript sets KEYS[1] to ARGV[1] only if ARGV[1] is greater than the
-// stored value, comparing decimal strings by length, then lexically, so the
-// comparison is exact for every non-negative int64 (Lua numbers are doubles
-// and would round versions above 2^53). It returns 1 if it advanced.
+// advanceScript raises KEYS[i] to ARGV[i] for every i, each only if ARGV[i]
+// is greater than the stored value. Decimal strings are compared by length,
+// then lexically, so the comparison is exact for every non-negative int64
+// (Lua numbers are doubles and would round versions above 2^53). It returns,
+// per key, 1 if it advanced and 0 if not. One call carries a whole batch.
 var advanceScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-local new = ARGV[1]
-if (not cur) or (#new > #cur) or (#new == #cur and new > cur) then
-  redis.call('SET', KEYS[1], new)
-  return 1
+local out = {}
+for i, key in ipairs(KEYS) do
+  local cur = redis.call('GET', key)
+  local new = ARGV[i]
+  if (not cur) or (#new > #cur) or (#new == #cur and new > cur) then
+    redis.call('SET', key, new)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
 end
-return 0
+return out
 `)
 
 // KeyPrefix starts every Redis key shopstream writes.
@@ -39,6 +45,7 @@ func DedupeKey(group, id string) string {
 
 // VersionFence keeps the last applied version per (group, subject) in Redis,
 // so that a stale update is skipped instead of overwriting newer state.
+// Every operation takes a batch and costs one round trip.
 type VersionFence struct {
 	rdb redis.Cmdable
 }
@@ -48,37 +55,76 @@ func NewVersionFence(rdb redis.Cmdable) *VersionFence {
 	return &VersionFence{rdb: rdb}
 }
 
-// Version returns the last applied version of subject in group, 0 if none.
-func (f *VersionFence) Version(ctx context.Context, group, subject string) (int64, error) {
-	s, err := f.rdb.Get(ctx, FenceKey(group, subject)).Result()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
+// Versions returns the last applied version of each subject in group, 0 for
+// a subject never applied.
+func (f *VersionFence) Versions(ctx context.Context, group string, subjects []string) ([]int64, error) {
+	keys := make([]string, len(subjects))
+	for i, s := range subjects {
+		keys[i] = FenceKey(group, s)
 	}
+	vals, err := f.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
-		return 0, fmt.Errorf("read version of %s/%s: %w", group, subject, err)
+		return nil, fmt.Errorf("read versions of %d subjects in %s (first %s): %w", len(subjects), group, first(subjects), err)
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("version of %s/%s is %q, not an integer: %w", group, subject, s, err)
+	out := make([]int64, len(vals))
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		s, _ := v.(string)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("version of %s/%s is %q, not an integer: %w", group, subjects[i], s, err)
+		}
+		out[i] = n
 	}
-	return v, nil
+	return out, nil
 }
 
-// Advance raises the stored version of subject in group to version, atomically,
-// and never lowers it. It reports whether the stored version changed.
-func (f *VersionFence) Advance(ctx context.Context, group, subject string, version int64) (bool, error) {
-	if version < 0 {
-		return false, fmt.Errorf("advance %s/%s: negative version %d", group, subject, version)
+// Advance raises the stored version of each subject in group to the version
+// at the same index, atomically per key, and never lowers one. It reports,
+// per subject, whether the stored version changed.
+func (f *VersionFence) Advance(ctx context.Context, group string, subjects []string, versions []int64) ([]bool, error) {
+	if len(subjects) != len(versions) {
+		return nil, fmt.Errorf("advance %s: %d subjects but %d versions", group, len(subjects), len(versions))
 	}
-	n, err := advanceScript.Run(ctx, f.rdb, []string{FenceKey(group, subject)}, strconv.FormatInt(version, 10)).Int()
+	keys := make([]string, len(subjects))
+	args := make([]any, len(versions))
+	for i, s := range subjects {
+		if versions[i] < 0 {
+			return nil, fmt.Errorf("advance %s/%s: negative version %d", group, s, versions[i])
+		}
+		keys[i] = FenceKey(group, s)
+		args[i] = strconv.FormatInt(versions[i], 10)
+	}
+	res, err := advanceScript.Run(ctx, f.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return false, fmt.Errorf("advance version of %s/%s to %d: %w", group, subject, version, err)
+		return nil, fmt.Errorf("advance versions of %d subjects in %s (first %s to %d): %w", len(subjects), group, first(subjects), firstVersion(versions), err)
 	}
-	return n == 1, nil
+	out := make([]bool, len(res))
+	for i, r := range res {
+		out[i] = r == 1
+	}
+	return out, nil
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func firstVersion(v []int64) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return v[0]
 }
 
 // Dedupe remembers, per group, the event ids already applied, for a bounded
 // time (the TTL should exceed how far back a replay or redelivery can reach).
+// Every operation takes a batch and costs one round trip.
 type Dedupe struct {
 	rdb redis.Cmdable
 	ttl time.Duration
@@ -95,19 +141,33 @@ func NewDedupe(rdb redis.Cmdable, ttl time.Duration) *Dedupe {
 	return &Dedupe{rdb: rdb, ttl: ttl}
 }
 
-// Seen reports whether id was already applied by group.
-func (d *Dedupe) Seen(ctx context.Context, group, id string) (bool, error) {
-	n, err := d.rdb.Exists(ctx, DedupeKey(group, id)).Result()
-	if err != nil {
-		return false, fmt.Errorf("check event id %s in %s: %w", id, group, err)
+// Seen reports, per id, whether it was already applied by group.
+func (d *Dedupe) Seen(ctx context.Context, group string, ids []string) ([]bool, error) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = DedupeKey(group, id)
 	}
-	return n == 1, nil
+	vals, err := d.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("check %d event ids in %s (first %s): %w", len(ids), group, first(ids), err)
+	}
+	out := make([]bool, len(vals))
+	for i, v := range vals {
+		out[i] = v != nil
+	}
+	return out, nil
 }
 
-// Mark records id as applied by group.
-func (d *Dedupe) Mark(ctx context.Context, group, id string) error {
-	if err := d.rdb.Set(ctx, DedupeKey(group, id), 1, d.ttl).Err(); err != nil {
-		return fmt.Errorf("mark event id %s in %s: %w", id, group, err)
+// Mark records every id as applied by group.
+func (d *Dedupe) Mark(ctx context.Context, group string, ids []string) error {
+	_, err := d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Set(ctx, DedupeKey(group, id), 1, d.ttl)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d event ids in %s (first %s): %w", len(ids), group, first(ids), err)
 	}
 	return nil
 }

@@ -102,7 +102,7 @@ func runStoreSuite(t *testing.T, start storeServer) {
 
 func mustVersion(t *testing.T, f *ordering.VersionFence, group, subject string) int64 {
 	t.Helper()
-	v, err := f.Version(t.Context(), group, subject)
+	v, err := version1(f, t.Context(), group, subject)
 	if err != nil {
 		t.Fatalf("Version(%q, %q): %v", group, subject, err)
 	}
@@ -111,7 +111,7 @@ func mustVersion(t *testing.T, f *ordering.VersionFence, group, subject string) 
 
 func mustAdvance(t *testing.T, f *ordering.VersionFence, group, subject string, version int64) bool {
 	t.Helper()
-	ok, err := f.Advance(t.Context(), group, subject, version)
+	ok, err := advance1(f, t.Context(), group, subject, version)
 	if err != nil {
 		t.Fatalf("Advance(%q, %q, %d): %v", group, subject, version, err)
 	}
@@ -197,7 +197,7 @@ func testNegativeVersionIsAnError(t *testing.T, rdb *redis.Client, _ func()) {
 	f := ordering.NewVersionFence(rdb)
 	mustAdvance(t, f, "prices", "SKU-1", 5)
 	for _, v := range []int64{-1, math.MinInt64} {
-		ok, err := f.Advance(ctx, "prices", "SKU-1", v)
+		ok, err := advance1(f, ctx, "prices", "SKU-1", v)
 		if err == nil || ok {
 			t.Fatalf("Advance(%d) = %v, %v; want false and an error", v, ok, err)
 		}
@@ -210,7 +210,7 @@ func testNegativeVersionIsAnError(t *testing.T, rdb *redis.Client, _ func()) {
 	if got := mustVersion(t, f, "prices", "SKU-1"); got != 5 {
 		t.Errorf("Version after negative Advance = %d, want 5 (unchanged)", got)
 	}
-	if _, err := f.Advance(ctx, "prices", "SKU-new", -1); err == nil {
+	if _, err := advance1(f, ctx, "prices", "SKU-new", -1); err == nil {
 		t.Error("Advance(-1) of an unknown subject: no error")
 	}
 	if n, err := rdb.Exists(ctx, ordering.FenceKey("prices", "SKU-new")).Result(); err != nil || n != 0 {
@@ -223,7 +223,7 @@ func testNonIntegerVersionIsAnError(t *testing.T, rdb *redis.Client, _ func()) {
 	if err := rdb.Set(ctx, ordering.FenceKey("prices", "SKU-1"), "not-a-number", 0).Err(); err != nil {
 		t.Fatalf("set: %v", err)
 	}
-	v, err := ordering.NewVersionFence(rdb).Version(ctx, "prices", "SKU-1")
+	v, err := version1(ordering.NewVersionFence(rdb), ctx, "prices", "SKU-1")
 	if err == nil {
 		t.Fatalf("Version of a non-integer value = %d, nil; want an error", v)
 	}
@@ -265,7 +265,7 @@ func testKeyLayout(t *testing.T, rdb *redis.Client, _ func()) {
 		t.Errorf("DedupeKey = %q, want %q", got, want)
 	}
 	mustAdvance(t, ordering.NewVersionFence(rdb), "prices", "SKU-1", 42)
-	if err := ordering.NewDedupe(rdb, time.Hour).Mark(ctx, "prices", "evt-1"); err != nil {
+	if err := mark1(ordering.NewDedupe(rdb, time.Hour), ctx, "prices", "evt-1"); err != nil {
 		t.Fatalf("Mark: %v", err)
 	}
 	if raw, err := rdb.Get(ctx, "shopstream:fence:prices:SKU-1").Result(); err != nil || raw != "42" {
@@ -318,7 +318,7 @@ func testConcurrentAdvance(t *testing.T, rdb *redis.Client, _ func()) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for _, v := range versions[g] {
-				ok, err := f.Advance(ctx, "prices", "SKU-hot", v)
+				ok, err := advance1(f, ctx, "prices", "SKU-hot", v)
 				if err != nil {
 					t.Errorf("Advance(%d): %v", v, err)
 					return
@@ -328,7 +328,7 @@ func testConcurrentAdvance(t *testing.T, rdb *redis.Client, _ func()) {
 					advanced[v]++
 					mu.Unlock()
 				}
-				got, err := f.Version(ctx, "prices", "SKU-hot")
+				got, err := version1(f, ctx, "prices", "SKU-hot")
 				if err != nil {
 					t.Errorf("Version: %v", err)
 					return
@@ -358,7 +358,7 @@ func testDedupeSeenAfterMark(t *testing.T, rdb *redis.Client, _ func()) {
 	d := ordering.NewDedupe(rdb, time.Hour)
 	seen := func(id string) bool {
 		t.Helper()
-		ok, err := d.Seen(ctx, "prices", id)
+		ok, err := seen1(d, ctx, "prices", id)
 		if err != nil {
 			t.Fatalf("Seen(%q): %v", id, err)
 		}
@@ -367,7 +367,7 @@ func testDedupeSeenAfterMark(t *testing.T, rdb *redis.Client, _ func()) {
 	if seen("evt-1") {
 		t.Fatal("Seen before Mark = true")
 	}
-	if err := d.Mark(ctx, "prices", "evt-1"); err != nil {
+	if err := mark1(d, ctx, "prices", "evt-1"); err != nil {
 		t.Fatalf("Mark: %v", err)
 	}
 	if !seen("evt-1") {
@@ -376,7 +376,7 @@ func testDedupeSeenAfterMark(t *testing.T, rdb *redis.Client, _ func()) {
 	if seen("evt-2") {
 		t.Error("Seen of another id = true")
 	}
-	if err := d.Mark(ctx, "prices", "evt-1"); err != nil {
+	if err := mark1(d, ctx, "prices", "evt-1"); err != nil {
 		t.Fatalf("second Mark: %v", err)
 	}
 	if !seen("evt-1") {
@@ -387,13 +387,13 @@ func testDedupeSeenAfterMark(t *testing.T, rdb *redis.Client, _ func()) {
 func testDedupeIsolation(t *testing.T, rdb *redis.Client, _ func()) {
 	ctx := t.Context()
 	d := ordering.NewDedupe(rdb, time.Hour)
-	if err := d.Mark(ctx, "prices", "evt-1"); err != nil {
+	if err := mark1(d, ctx, "prices", "evt-1"); err != nil {
 		t.Fatalf("Mark: %v", err)
 	}
-	if ok, err := d.Seen(ctx, "stock", "evt-1"); err != nil || ok {
+	if ok, err := seen1(d, ctx, "stock", "evt-1"); err != nil || ok {
 		t.Errorf("Seen in another group = %v, %v; want false", ok, err)
 	}
-	if ok, err := d.Seen(ctx, "prices", "evt-1"); err != nil || !ok {
+	if ok, err := seen1(d, ctx, "prices", "evt-1"); err != nil || !ok {
 		t.Errorf("Seen in the marking group = %v, %v; want true", ok, err)
 	}
 }
@@ -401,7 +401,7 @@ func testDedupeIsolation(t *testing.T, rdb *redis.Client, _ func()) {
 func testDedupeTTL(t *testing.T, rdb *redis.Client, _ func()) {
 	ctx := t.Context()
 	const ttl = 90 * time.Second
-	if err := ordering.NewDedupe(rdb, ttl).Mark(ctx, "prices", "evt-1"); err != nil {
+	if err := mark1(ordering.NewDedupe(rdb, ttl), ctx, "prices", "evt-1"); err != nil {
 		t.Fatalf("Mark: %v", err)
 	}
 	got, err := rdb.TTL(ctx, ordering.DedupeKey("prices", "evt-1")).Result()
@@ -418,7 +418,7 @@ func testDedupeDefaultTTL(t *testing.T, rdb *redis.Client, _ func()) {
 	ctx := t.Context()
 	for i, ttl := range []time.Duration{0, -time.Second} {
 		id := "evt-" + strconv.Itoa(i)
-		if err := ordering.NewDedupe(rdb, ttl).Mark(ctx, "prices", id); err != nil {
+		if err := mark1(ordering.NewDedupe(rdb, ttl), ctx, "prices", id); err != nil {
 			t.Fatalf("Mark with ttl %v: %v", ttl, err)
 		}
 		got, err := rdb.TTL(ctx, ordering.DedupeKey("prices", id)).Result()
@@ -460,20 +460,50 @@ func testErrorsWhenServerDown(t *testing.T, rdb *redis.Client, stop func()) {
 			}
 		}
 	}
-	v, err := f.Version(ctx, "prices", "SKU-9")
+	v, err := version1(f, ctx, "prices", "SKU-9")
 	check("Version", err, "prices", "SKU-9")
 	if v != 0 {
 		t.Errorf("Version with the server down = %d, want 0 with the error", v)
 	}
-	ok, err := f.Advance(ctx, "prices", "SKU-9", 5)
+	ok, err := advance1(f, ctx, "prices", "SKU-9", 5)
 	check("Advance", err, "prices", "SKU-9")
 	if ok {
 		t.Error("Advance with the server down reported true")
 	}
-	ok, err = d.Seen(ctx, "prices", "evt-9")
+	ok, err = seen1(d, ctx, "prices", "evt-9")
 	check("Seen", err, "prices", "evt-9")
 	if ok {
 		t.Error("Seen with the server down reported true")
 	}
-	check("Mark", d.Mark(ctx, "prices", "evt-9"), "prices", "evt-9")
+	check("Mark", mark1(d, ctx, "prices", "evt-9"), "prices", "evt-9")
+}
+
+// Single-key forms of the batch operations, for the suite's readability;
+// each still goes through the batch call.
+func version1(f *ordering.VersionFence, ctx context.Context, group, subject string) (int64, error) {
+	v, err := f.Versions(ctx, group, []string{subject})
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
+}
+
+func advance1(f *ordering.VersionFence, ctx context.Context, group, subject string, version int64) (bool, error) {
+	ok, err := f.Advance(ctx, group, []string{subject}, []int64{version})
+	if err != nil {
+		return false, err
+	}
+	return ok[0], nil
+}
+
+func seen1(d *ordering.Dedupe, ctx context.Context, group, id string) (bool, error) {
+	ok, err := d.Seen(ctx, group, []string{id})
+	if err != nil {
+		return false, err
+	}
+	return ok[0], nil
+}
+
+func mark1(d *ordering.Dedupe, ctx context.Context, group, id string) error {
+	return d.Mark(ctx, group, []string{id})
 }

@@ -55,6 +55,7 @@ type group struct {
 
 	joined atomic.Bool
 	stats  groupCounters
+	store  *groupStore
 
 	// commitMu serialises commits with revocations.
 	commitMu sync.Mutex
@@ -106,6 +107,7 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 	}
 	g.readyCond = sync.NewCond(&g.mu)
 	g.bindMetrics()
+	g.store = newGroupStore(g.id, cfg.Idempotency, p.opts.Versions, p.opts.IDs)
 	g.workCtx, g.cancelWork = context.WithCancel(context.Background())
 	// Defaults a deployment may override come first, then the caller's
 	// options, then the ones the commit logic depends on, which kgo's
@@ -143,6 +145,20 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 // run owns the group's goroutines: the workers, the commit loop and the
 // poll loop (this goroutine). It returns after the graceful shutdown.
 func (g *group) run(ctx context.Context) error {
+	// The store batchers outlive the workers, which wait on them.
+	storeCtx, stopStore := context.WithCancel(context.Background())
+	var store sync.WaitGroup
+	for _, loop := range g.store.loops() {
+		store.Add(1)
+		go func() {
+			defer store.Done()
+			loop(storeCtx)
+		}()
+	}
+	defer func() {
+		stopStore()
+		store.Wait()
+	}()
 	var workers sync.WaitGroup
 	for range g.cfg.Concurrency {
 		workers.Add(1)

@@ -13,18 +13,22 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// VersionStore keeps the last applied version per (group, subject). The
+// VersionStore keeps the last applied version per (group, subject). Calls
+// take batches: the processor merges concurrent records into one call. The
 // Redis implementation is ordering.VersionFence.
 type VersionStore interface {
-	Version(ctx context.Context, group, subject string) (int64, error)
-	Advance(ctx context.Context, group, subject string, version int64) (bool, error)
+	// Versions returns each subject's last applied version, 0 if none.
+	Versions(ctx context.Context, group string, subjects []string) ([]int64, error)
+	// Advance raises each subject's version to the one at the same index,
+	// never lowering it, atomically per subject.
+	Advance(ctx context.Context, group string, subjects []string, versions []int64) ([]bool, error)
 }
 
-// IDStore remembers the event ids a group has applied. The Redis
-// implementation is ordering.Dedupe.
+// IDStore remembers the event ids a group has applied. Calls take batches.
+// The Redis implementation is ordering.Dedupe.
 type IDStore interface {
-	Seen(ctx context.Context, group, id string) (bool, error)
-	Mark(ctx context.Context, group, id string) error
+	Seen(ctx context.Context, group string, ids []string) ([]bool, error)
+	Mark(ctx context.Context, group string, ids []string) error
 }
 
 // Options configure a Processor; the zero value of each field means its default.

@@ -37,15 +37,16 @@ func group(name string, d topics.Domain, idem processor.Idempotency) processor.G
 
 type fakeVersions struct{}
 
-func (fakeVersions) Version(context.Context, string, string) (int64, error) { return 0, nil }
-func (fakeVersions) Advance(context.Context, string, string, int64) (bool, error) {
-	return true, nil
+// The stores are never called by these tests: New only checks they are set.
+func (fakeVersions) Versions(context.Context, string, []string) ([]int64, error) { return nil, nil }
+func (fakeVersions) Advance(context.Context, string, []string, []int64) ([]bool, error) {
+	return nil, nil
 }
 
 type fakeIDs struct{}
 
-func (fakeIDs) Seen(context.Context, string, string) (bool, error) { return false, nil }
-func (fakeIDs) Mark(context.Context, string, string) error         { return nil }
+func (fakeIDs) Seen(context.Context, string, []string) ([]bool, error) { return nil, nil }
+func (fakeIDs) Mark(context.Context, string, []string) error           { return nil }
 
 func stores() processor.Options {
 	return processor.Options{

@@ -96,7 +96,7 @@ func (g *group) admit(ctx context.Context, ev *topics.Event) (string, error) {
 	case IdempotencyFence:
 		var applied int64
 		err := g.withStore(ctx, func(ctx context.Context) (err error) {
-			applied, err = g.p.opts.Versions.Version(ctx, g.id, ev.Subject)
+			applied, err = g.store.versions.do(ctx, ev.Subject)
 			return err
 		})
 		if err != nil {
@@ -108,7 +108,7 @@ func (g *group) admit(ctx context.Context, ev *topics.Event) (string, error) {
 	case IdempotencyDedupe:
 		var seen bool
 		err := g.withStore(ctx, func(ctx context.Context) (err error) {
-			seen, err = g.p.opts.IDs.Seen(ctx, g.id, ev.ID)
+			seen, err = g.store.seen.do(ctx, ev.ID)
 			return err
 		})
 		if err != nil {
@@ -126,12 +126,13 @@ func (g *group) applied(ctx context.Context, ev *topics.Event) error {
 	switch g.cfg.Idempotency {
 	case IdempotencyFence:
 		return g.withStore(ctx, func(ctx context.Context) error {
-			_, err := g.p.opts.Versions.Advance(ctx, g.id, ev.Subject, ev.Version)
+			_, err := g.store.advance.do(ctx, advanceReq{subject: ev.Subject, version: ev.Version})
 			return err
 		})
 	case IdempotencyDedupe:
 		return g.withStore(ctx, func(ctx context.Context) error {
-			return g.p.opts.IDs.Mark(ctx, g.id, ev.ID)
+			_, err := g.store.mark.do(ctx, ev.ID)
+			return err
 		})
 	}
 	return nil

@@ -1,0 +1,152 @@
+package processor
+
+import (
+	"context"
+	"errors"
+)
+
+// batcher merges concurrent single-item store calls into one batch call
+// ("group commit"): while one batch is in flight, new calls queue, and the
+// next batch takes all of them (up to max). One Redis round trip then
+// serves many records, without adding latency when the store is idle.
+type batcher[Q, R any] struct {
+	max  int
+	run  func(ctx context.Context, qs []Q) ([]R, error)
+	reqs chan *pendingCall[Q, R]
+}
+
+type pendingCall[Q, R any] struct {
+	q    Q
+	r    R
+	err  error
+	done chan struct{}
+}
+
+// errStopped is returned to callers queued when the batcher stopped.
+var errStopped = errors.New("store batcher stopped")
+
+func newBatcher[Q, R any](max int, run func(ctx context.Context, qs []Q) ([]R, error)) *batcher[Q, R] {
+	return &batcher[Q, R]{max: max, run: run, reqs: make(chan *pendingCall[Q, R], max)}
+}
+
+// do queues q and waits for its result, or for ctx.
+func (b *batcher[Q, R]) do(ctx context.Context, q Q) (R, error) {
+	c := &pendingCall[Q, R]{q: q, done: make(chan struct{})}
+	var zero R
+	select {
+	case b.reqs <- c:
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+	select {
+	case <-c.done:
+		return c.r, c.err
+	case <-ctx.Done():
+		return zero, ctx.Err() // the batch may still run; its result is dropped
+	}
+}
+
+// loop executes batches until ctx ends; its owner runs it in a goroutine.
+func (b *batcher[Q, R]) loop(ctx context.Context) {
+	batch := make([]*pendingCall[Q, R], 0, b.max)
+	qs := make([]Q, 0, b.max)
+	for {
+		batch, qs = batch[:0], qs[:0]
+		select {
+		case c := <-b.reqs:
+			batch = append(batch, c)
+		case <-ctx.Done():
+			b.drain()
+			return
+		}
+	more:
+		for len(batch) < b.max {
+			select {
+			case c := <-b.reqs:
+				batch = append(batch, c)
+			default:
+				break more
+			}
+		}
+		for _, c := range batch {
+			qs = append(qs, c.q)
+		}
+		rs, err := b.run(ctx, qs)
+		for i, c := range batch {
+			if err != nil {
+				c.err = err
+			} else {
+				c.r = rs[i]
+			}
+			close(c.done)
+		}
+	}
+}
+
+// drain fails every queued call once the loop has stopped.
+func (b *batcher[Q, R]) drain() {
+	for {
+		select {
+		case c := <-b.reqs:
+			c.err = errStopped
+			close(c.done)
+		default:
+			return
+		}
+	}
+}
+
+// maxBatch bounds the keys of one store call.
+const maxBatch = 500
+
+type advanceReq struct {
+	subject string
+	version int64
+}
+
+// groupStore is a group's fence or dedupe store behind batchers; only the
+// batchers of the group's idempotency mode are set.
+type groupStore struct {
+	versions *batcher[string, int64]
+	advance  *batcher[advanceReq, bool]
+	seen     *batcher[string, bool]
+	mark     *batcher[string, struct{}]
+}
+
+func newGroupStore(group string, mode Idempotency, vs VersionStore, ids IDStore) *groupStore {
+	s := &groupStore{}
+	switch mode {
+	case IdempotencyFence:
+		s.versions = newBatcher(maxBatch, func(ctx context.Context, subjects []string) ([]int64, error) {
+			return vs.Versions(ctx, group, subjects)
+		})
+		s.advance = newBatcher(maxBatch, func(ctx context.Context, qs []advanceReq) ([]bool, error) {
+			subjects := make([]string, len(qs))
+			versions := make([]int64, len(qs))
+			for i, q := range qs {
+				subjects[i], versions[i] = q.subject, q.version
+			}
+			return vs.Advance(ctx, group, subjects, versions)
+		})
+	case IdempotencyDedupe:
+		s.seen = newBatcher(maxBatch, func(ctx context.Context, qs []string) ([]bool, error) {
+			return ids.Seen(ctx, group, qs)
+		})
+		s.mark = newBatcher(maxBatch, func(ctx context.Context, qs []string) ([]struct{}, error) {
+			return make([]struct{}, len(qs)), ids.Mark(ctx, group, qs)
+		})
+	}
+	return s
+}
+
+// loops returns the batch loops to run, one goroutine each.
+func (s *groupStore) loops() []func(context.Context) {
+	var out []func(context.Context)
+	if s.versions != nil {
+		out = append(out, s.versions.loop, s.advance.loop)
+	}
+	if s.seen != nil {
+		out = append(out, s.seen.loop, s.mark.loop)
+	}
+	return out
+}
