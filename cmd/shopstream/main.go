@@ -5,6 +5,10 @@
 //	shopstream run         the service
 //	shopstream demo        the embedded default: Kafka, Redis, a Magento simulator and traffic
 //	shopstream dev-broker  an embedded Kafka with the default topics, for local work
+//	shopstream lag         consumer lag per group, topic and partition
+//	shopstream replay      reset a group's offsets (dry run unless --execute)
+//	shopstream dlq         list and redrive dead letters
+//	shopstream topics      create and describe the topics
 package main
 
 import (
@@ -32,6 +36,10 @@ commands:
   run          consume and apply events (the service)
   demo         run the embedded default: Kafka, Redis, Magento simulator, traffic; prints a verdict
   dev-broker   run an embedded Kafka with the default topics and DLQ topics created
+  lag          per group/topic/partition: committed, end, lag, time lag (--json, --fail-over N)
+  replay       reset a group's offsets like kafka-consumer-groups --reset-offsets; dry run unless --execute
+  dlq          list and redrive dead letters (dry run unless --execute)
+  topics       ensure (create) and describe shopstream's topics
 
 Every flag also reads an environment variable; "shopstream <command> -h" lists them.
 `
@@ -62,6 +70,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runDemo(ctx, args[1:], stdout, stderr, getenv)
 	case "dev-broker":
 		return runDevBroker(ctx, args[1:], stdout, stderr, getenv)
+	case "lag":
+		return runLag(ctx, args[1:], stdout, stderr, getenv)
+	case "replay":
+		return runReplay(ctx, args[1:], stdout, stderr, getenv)
+	case "dlq":
+		return runDLQ(ctx, args[1:], stdout, stderr, getenv)
+	case "topics":
+		return runTopics(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
