@@ -122,6 +122,11 @@ func (p *Partition[T]) Watermark() (offset int64, epoch int32, ok bool) {
 // Next returns one past the highest offset added, and whether any was added.
 func (p *Partition[T]) Next() (int64, bool) { return p.nextAdded, p.added }
 
+// Waiting returns the records of key queued behind its running one, in
+// offset order. The slice belongs to the Partition: read it before the next
+// call that changes the Partition.
+func (p *Partition[T]) Waiting(key string) []Item[T] { return p.keys[key] }
+
 // Outstanding is the number of records added and not yet finished.
 func (p *Partition[T]) Outstanding() int { return p.unfinished }
 

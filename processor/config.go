@@ -102,6 +102,13 @@ type GroupConfig struct {
 	MaxBuffered int
 	// Retry bounds retries of retryable failures.
 	Retry RetryPolicy
+	// Coalesce, if set (fenced groups only), names what an event overwrites
+	// at the sink: two events with the same key from Coalesce are absolute
+	// updates of the same thing (a stock level per source, a price per
+	// store). When several of them wait behind a running record of their
+	// subject, only the highest version is applied; the others are counted
+	// skipped_stale. handlers.CoalesceKey serves the Magento groups.
+	Coalesce func(ev *topics.Event) (key string, ok bool)
 }
 
 // GroupID returns the Kafka group id.

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shopstream/shopstream/ordering"
+	"github.com/shopstream/shopstream/topics"
 )
 
 // How a group's records move (the commit logic, in one place):
@@ -82,7 +83,7 @@ type group struct {
 
 type partState struct {
 	num       int32
-	sched     *ordering.Partition[*kgo.Record]
+	sched     *ordering.Partition[*work]
 	ctx       context.Context
 	cancel    context.CancelFunc
 	draining  bool  // revoked: start nothing new
@@ -94,7 +95,25 @@ type partState struct {
 
 type task struct {
 	part *partState
-	rec  *kgo.Record
+	w    *work
+}
+
+// work is one record and, once decoded, its event. It is decoded once: by
+// the coalescing check while it waits, or by the worker that runs it. The
+// two never overlap: a record waits under g.mu, then passes to one worker.
+type work struct {
+	rec     *kgo.Record
+	ev      *topics.Event
+	err     error
+	decoded bool
+}
+
+func (w *work) event(d topics.Domain) (*topics.Event, error) {
+	if !w.decoded {
+		w.ev, w.err = topics.Decode(d, w.rec.Key, w.rec.Value)
+		w.decoded = true
+	}
+	return w.ev, w.err
 }
 
 func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
@@ -286,9 +305,10 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 				ps = g.newPartLocked(fp.Partition)
 			}
 			g.pending++
-			it := ordering.Item[*kgo.Record]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: orderingKey(r), Value: r}
+			w := &work{rec: r}
+			it := ordering.Item[*work]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: orderingKey(r), Value: w}
 			if ps.sched.Add(it) {
-				g.ready = append(g.ready, task{part: ps, rec: r})
+				g.ready = append(g.ready, task{part: ps, w: w})
 				g.readyCond.Signal()
 			}
 		}
@@ -314,7 +334,7 @@ func (g *group) bindMetrics() {
 }
 
 func (g *group) newPartLocked(num int32) *partState {
-	ps := &partState{num: num, sched: ordering.NewPartition[*kgo.Record](), committed: -1, hw: -1}
+	ps := &partState{num: num, sched: ordering.NewPartition[*work](), committed: -1, hw: -1}
 	ps.ctx, ps.cancel = context.WithCancel(g.workCtx)
 	g.parts[num] = ps
 	return ps
@@ -335,6 +355,42 @@ func orderingKey(r *kgo.Record) string {
 		return "" // poison: it goes to the DLQ, in order with other keyless records
 	}
 	return env.Subject
+}
+
+// supersededLocked reports whether next, about to run, can be skipped
+// because a later waiting record of its key is an absolute update of the
+// same thing (GroupConfig.Coalesce) with a higher version, which this group
+// will apply. Only fenced groups coalesce: there a lower version would be
+// skipped as stale once the higher one is applied anyway.
+func (g *group) supersededLocked(ps *partState, next ordering.Item[*work]) bool {
+	if g.cfg.Coalesce == nil || g.cfg.Idempotency != IdempotencyFence || !g.mine(next.Value.rec) {
+		return false
+	}
+	waiting := ps.sched.Waiting(next.Key)
+	if len(waiting) == 0 {
+		return false
+	}
+	ev, err := next.Value.event(g.cfg.Domain)
+	if err != nil {
+		return false
+	}
+	class, ok := g.cfg.Coalesce(ev)
+	if !ok {
+		return false
+	}
+	for _, it := range waiting {
+		if !g.mine(it.Value.rec) {
+			continue // filtered by this group, so it applies nothing
+		}
+		later, err := it.Value.event(g.cfg.Domain)
+		if err != nil || later.Version <= ev.Version {
+			continue
+		}
+		if c, ok := g.cfg.Coalesce(later); ok && c == class {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *group) worker() {
@@ -360,7 +416,7 @@ func (g *group) worker() {
 		g.mu.Unlock()
 		g.inflight.Inc()
 
-		finished := g.process(t.part.ctx, t.part.num, t.rec)
+		finished := g.process(t.part.ctx, t.part.num, t.w)
 
 		g.inflight.Dec()
 		g.mu.Lock()
@@ -368,8 +424,16 @@ func (g *group) worker() {
 		g.running--
 		if finished && !t.part.discarded {
 			g.pending--
-			if next, ok := t.part.sched.Done(t.rec.Offset); ok {
-				g.ready = append(g.ready, task{part: t.part, rec: next.Value})
+			next, ok := t.part.sched.Done(t.w.rec.Offset)
+			for ok && g.supersededLocked(t.part, next) {
+				// A later absolute update of the same thing waits behind
+				// it: applying this one would only be overwritten.
+				g.pending--
+				g.count(OutcomeSkippedStale)
+				next, ok = t.part.sched.Done(next.Offset)
+			}
+			if ok {
+				g.ready = append(g.ready, task{part: t.part, w: next.Value})
 				g.readyCond.Signal()
 			}
 		}
@@ -597,8 +661,8 @@ func (g *group) updateLag() {
 		pos := int64(-1)
 		if it, ok := ps.sched.Oldest(); ok {
 			pos = it.Offset
-			if oldest.IsZero() || it.Value.Timestamp.Before(oldest) {
-				oldest = it.Value.Timestamp
+			if oldest.IsZero() || it.Value.rec.Timestamp.Before(oldest) {
+				oldest = it.Value.rec.Timestamp
 			}
 		} else if off, _, ok := ps.sched.Watermark(); ok {
 			pos = off

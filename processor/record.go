@@ -15,13 +15,14 @@ import (
 // process takes one record to a final state: applied, skipped, filtered or
 // acknowledged on its dead-letter topic, and reports true. It reports false
 // when ctx ended first; the record then stays uncommitted.
-func (g *group) process(ctx context.Context, partition int32, rec *kgo.Record) bool {
-	if rg, ok := header(rec, topics.HeaderRedriveGroup); ok && rg != g.id {
+func (g *group) process(ctx context.Context, partition int32, w *work) bool {
+	rec := w.rec
+	if !g.mine(rec) {
 		// A redriven record belongs to the group that failed it.
 		g.count(OutcomeFiltered)
 		return true
 	}
-	ev, err := topics.Decode(g.cfg.Domain, rec.Key, rec.Value)
+	ev, err := w.event(g.cfg.Domain)
 	if err != nil {
 		return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPoison, 0)
 	}
@@ -269,6 +270,13 @@ func dlqHeaders(rec *kgo.Record, group string, cause error, class string, attemp
 func (g *group) count(outcome string) {
 	g.outcomes[outcome].Inc()
 	g.stats.add(outcome)
+}
+
+// mine reports whether the group processes rec: every record but one
+// redriven for another group.
+func (g *group) mine(rec *kgo.Record) bool {
+	rg, ok := header(rec, topics.HeaderRedriveGroup)
+	return !ok || rg == g.id
 }
 
 func header(rec *kgo.Record, key string) (string, bool) {

@@ -57,6 +57,9 @@ type groupSettings struct {
 	Burst       int                   `yaml:"burst"`
 	Timeout     time.Duration         `yaml:"timeout"`
 	Retry       processor.RetryPolicy `yaml:"retry"`
+	// Coalesce applies only the newest of several waiting absolute updates
+	// of the same thing (catalog and inventory only); see README.
+	Coalesce bool `yaml:"coalesce"`
 }
 
 // setting is one contract flag with its environment variable.
@@ -206,6 +209,9 @@ func (c *config) validate() error {
 	for name, gs := range t.Groups {
 		if gs.Concurrency < 0 || gs.MaxBuffered < 0 || gs.RateLimit < 0 || gs.Burst < 0 || gs.Timeout < 0 {
 			errs = append(errs, fmt.Errorf("config: groups.%s: concurrency, max_buffered, rate_limit, burst and timeout must not be negative", name))
+		}
+		if gs.Coalesce && name != "catalog" && name != "inventory" {
+			errs = append(errs, fmt.Errorf("config: groups.%s.coalesce: only the catalog and inventory groups (version-fenced) can coalesce", name))
 		}
 	}
 	return errors.Join(errs...)

@@ -145,6 +145,9 @@ func newProcessor(cfg *config, rdb redis.UniversalClient, reg prometheus.Registe
 				continue
 			}
 			gc.Idempotency = processor.IdempotencyFence
+			if gs.Coalesce {
+				gc.Coalesce = handlers.CoalesceKey
+			}
 			if name == "catalog" {
 				gc.Domain, gc.Handler = topics.DomainCatalog, magento.Catalog()
 			} else {
