@@ -1,45 +1,115 @@
 package topics
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
+	"math"
 	"strings"
 	"time"
 )
 
-// wireEvent is the envelope as read from a record. Optional attributes are
-// pointers or raw values so that "absent", "null" and "wrong type" can be told
-// apart.
-type wireEvent struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject"`
-	Time            *string         `json:"time"`
-	Version         json.RawMessage `json:"version"`
-	DataContentType *string         `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
+// Envelope attributes that Decode reads, in the order of their checks.
+const (
+	attrSpecVersion = iota
+	attrID
+	attrSource
+	attrType
+	attrSubject
+	attrTime
+	attrVersion
+	attrDataContentType
+	attrData
+	numAttrs
+)
+
+// attrNames are the attributes' names; foldedAttrNames the same folded (see
+// foldKey), for the case-insensitive match encoding/json makes when no name
+// matches exactly.
+var (
+	attrNames       = [numAttrs]string{"specversion", "id", "source", "type", "subject", "time", "version", "datacontenttype", "data"}
+	foldedAttrNames = func() (f [numAttrs]string) {
+		for i, n := range &attrNames {
+			f[i] = string(foldKey(nil, []byte(n)))
+		}
+		return f
+	}()
+)
+
+// attr is what the last occurrence of an attribute left, following
+// encoding/json's rules for the field types of a struct it would decode into:
+// specversion, id, source, type and subject are strings (null leaves the
+// previous value), time and datacontenttype *string (null unsets), version
+// and data json.RawMessage (any value, null included, is kept raw).
+type attr struct {
+	set bool
+	// str is the token of a string attribute; str.start and str.end are
+	// the span of a raw attribute's value.
+	str jsonString
+}
+
+// attrIndex returns the attribute that the member key t names, or -1.
+func attrIndex(b []byte, t jsonString) int {
+	key := t.text(b)
+	switch string(key) {
+	case "specversion":
+		return attrSpecVersion
+	case "id":
+		return attrID
+	case "source":
+		return attrSource
+	case "type":
+		return attrType
+	case "subject":
+		return attrSubject
+	case "time":
+		return attrTime
+	case "version":
+		return attrVersion
+	case "datacontenttype":
+		return attrDataContentType
+	case "data":
+		return attrData
+	}
+	if len(key) > 3*len("datacontenttype") { // folding shortens a key by at most two thirds
+		return -1
+	}
+	var buf [64]byte
+	folded := foldKey(buf[:0], key)
+	for i, n := range &foldedAttrNames {
+		if string(folded) == n {
+			return i
+		}
+	}
+	return -1
 }
 
 // Decode parses and validates a record value of domain d and returns its
-// event, with Raw set to value (not copied: the caller must not modify value
-// afterwards).
+// event.
+//
+// The event aliases value: Raw is value itself and Data a sub-slice of it,
+// neither copied, so the caller must not modify value afterwards. The string
+// attributes are copies (one allocation for all of them).
 //
 // Every way a record can be unusable yields a *PoisonError whose Reason names
 // the offending attribute or field: value is not valid JSON or not a JSON
-// object; specversion is not "1.0"; id, source, type or subject is missing or
-// empty; type is unknown or belongs to another domain; time is present but not
-// RFC 3339; version is missing or below 1 on catalog and inventory, or present
-// anywhere and not an integer >= 1; datacontenttype is present and not
-// application/json (parameters such as charset are allowed); data is missing
-// or null, or fails the type's JSON Schema; the payload's key field (sku,
-// order_id or customer_id) differs from subject; key is non-empty and differs
-// from subject. An empty key is accepted: subject is the ordering key. JSON
-// null for time, version or datacontenttype counts as absent.
+// object; an attribute has the wrong JSON type; specversion is not "1.0"; id,
+// source, type or subject is missing or empty; type is unknown or belongs to
+// another domain; time is present but not RFC 3339; version is missing or
+// below 1 on catalog and inventory, or present anywhere and not an integer >=
+// 1; datacontenttype is present and not application/json (parameters such as
+// charset are allowed); data is missing or null, or fails the type's JSON
+// Schema (see SchemaJSON); the payload's key field (sku, order_id or
+// customer_id) differs from subject; key is non-empty and differs from
+// subject. An empty key is accepted: subject is the ordering key. JSON null
+// for time, version or datacontenttype counts as absent.
+//
+// Decode reads the record as encoding/json would decode it into a struct of
+// the attributes: attribute names match case-insensitively, the last of
+// duplicate attributes wins, unknown (extension) attributes are skipped, and
+// escapes and invalid UTF-8 in strings are decoded and replaced the same way.
+// It checks data in one pass against rules compiled from the schemas; the
+// package tests hold it to the reference (encoding/json plus a JSON Schema
+// validator) field for field.
 //
 // A non-poison error means the caller is at fault or the package is broken:
 // d is not one of the four domains, or the embedded schemas fail to compile.
@@ -49,122 +119,360 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 		return nil, fmt.Errorf("topics: Decode: unknown domain %q", string(d))
 	}
 
-	var w wireEvent
-	if err := json.Unmarshal(value, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
-			return nil, poisonf("invalid JSON: %v", err)
+	// One pass over the record: syntax, and the last value of each attribute.
+	var attrs [numAttrs]attr
+	s := scanner{b: value}
+	s.skipSpace()
+	if s.i >= len(value) || value[s.i] != '{' {
+		kind, ok := s.value()
+		if !ok || !s.end() {
+			return nil, poisonf("invalid JSON: %s", s.err)
 		}
-		if te.Field == "" || !isObject(value) {
-			return nil, poisonf("not a JSON object: got %s", te.Value)
-		}
-		return nil, poisonf("%s: got %s, want string", te.Field, te.Value)
+		return nil, poisonf("not a JSON object: got %s", kindName(kind))
 	}
-	if !isObject(value) {
-		return nil, poisonf("not a JSON object: got null")
+	typeErr, typeErrKind := -1, byte(0)
+	var early earlyData
+	if !s.enter() {
+		return nil, poisonf("invalid JSON: %s", s.err)
+	}
+	if s.i < len(value) && value[s.i] == '}' {
+		s.i++
+		s.depth--
+	} else {
+		for {
+			if s.i >= len(value) || value[s.i] != '"' {
+				s.fail("invalid character looking for beginning of object key string:")
+				return nil, poisonf("invalid JSON: %s", s.err)
+			}
+			k, ok := s.str()
+			if !ok || !s.colon() {
+				return nil, poisonf("invalid JSON: %s", s.err)
+			}
+			a := attrIndex(value, k)
+			start := s.i
+			var v jsonString
+			var kind byte
+			switch {
+			case a == attrData && attrs[attrType].set:
+				// data after type, as producers write it: validate it now,
+				// in the same pass, if type names one of d's types.
+				if !early.check(d, &s, value, attrs[attrType].str) {
+					return nil, poisonf("invalid JSON: %s", s.err)
+				}
+			case a >= 0 && a <= attrDataContentType && a != attrVersion && start < len(value) && value[start] == '"':
+				kind = '"'
+				if v, ok = s.str(); !ok {
+					return nil, poisonf("invalid JSON: %s", s.err)
+				}
+			default:
+				if kind, ok = s.value(); !ok {
+					return nil, poisonf("invalid JSON: %s", s.err)
+				}
+			}
+			switch a {
+			case attrSpecVersion, attrID, attrSource, attrType, attrSubject, attrTime, attrDataContentType:
+				switch {
+				case kind == '"':
+					attrs[a] = attr{set: true, str: v}
+				case kind == 'n':
+					if a == attrTime || a == attrDataContentType {
+						attrs[a] = attr{}
+					}
+				case typeErr < 0:
+					typeErr, typeErrKind = a, kind
+				}
+			case attrVersion, attrData:
+				attrs[a] = attr{set: true, str: jsonString{start: start, end: s.i}}
+			}
+			more, ok := s.next('}')
+			if !ok {
+				return nil, poisonf("invalid JSON: %s", s.err)
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	if !s.end() {
+		return nil, poisonf("invalid JSON: %s", s.err)
+	}
+	if typeErr >= 0 {
+		return nil, poisonf("%s: got %s, want string", attrNames[typeErr], kindName(typeErrKind))
 	}
 
-	if w.SpecVersion != SpecVersion {
-		if w.SpecVersion == "" {
+	// The checks, in order.
+	text := func(a int) []byte {
+		if !attrs[a].set {
+			return nil
+		}
+		return attrs[a].str.text(value)
+	}
+	if sv := text(attrSpecVersion); string(sv) != SpecVersion {
+		if len(sv) == 0 {
 			return nil, poisonf("specversion: missing")
 		}
-		return nil, poisonf("specversion: got %q, want %q", clip(w.SpecVersion), SpecVersion)
+		return nil, poisonf("specversion: got %q, want %q", clip(string(sv)), SpecVersion)
 	}
+	id, source, typ, subject := text(attrID), text(attrSource), text(attrType), text(attrSubject)
 	switch {
-	case w.ID == "":
+	case len(id) == 0:
 		return nil, poisonf("id: missing or empty")
-	case w.Source == "":
+	case len(source) == 0:
 		return nil, poisonf("source: missing or empty")
-	case w.Type == "":
+	case len(typ) == 0:
 		return nil, poisonf("type: missing or empty")
-	case w.Subject == "":
+	case len(subject) == 0:
 		return nil, poisonf("subject: missing or empty")
 	}
-	td, ok := DomainOf(w.Type)
+	typeName, td, typeIndex, ok := early.typeName, early.domain, early.typeIndex, true
+	if !early.typeKnown || early.typeStart != attrs[attrType].str.start {
+		typeName, td, typeIndex, ok = lookupType(typ)
+	}
 	if !ok {
-		return nil, poisonf("type: %q is unknown", clip(w.Type))
+		return nil, poisonf("type: %q is unknown", clip(string(typ)))
 	}
 	if td != d {
-		return nil, poisonf("type: %q belongs to domain %s, not %s", w.Type, td, d)
+		return nil, poisonf("type: %q belongs to domain %s, not %s", typeName, td, d)
 	}
-	if len(key) > 0 && string(key) != w.Subject {
-		return nil, poisonf("key: record key %q differs from subject %q", clip(string(key)), clip(w.Subject))
+	if len(key) > 0 && string(key) != string(subject) {
+		return nil, poisonf("key: record key %q differs from subject %q", clip(string(key)), clip(string(subject)))
 	}
 
-	ev := &Event{
-		SpecVersion: w.SpecVersion,
-		ID:          w.ID,
-		Source:      w.Source,
-		Type:        w.Type,
-		Subject:     w.Subject,
-		Data:        w.Data,
-		Raw:         value,
-	}
-	if w.Time != nil {
-		t, err := time.Parse(time.RFC3339, *w.Time)
-		if err != nil {
-			return nil, poisonf("time: %q is not RFC 3339", clip(*w.Time))
+	var t time.Time
+	if attrs[attrTime].set {
+		tt := text(attrTime)
+		if t, ok = parseTimeZ(tt); !ok {
+			var err error
+			if t, err = time.Parse(time.RFC3339, string(tt)); err != nil {
+				return nil, poisonf("time: %q is not RFC 3339", clip(string(tt)))
+			}
 		}
-		ev.Time = t
 	}
 
-	v, present, err := parseVersion(w.Version)
-	if err != nil {
-		return nil, err
-	}
-	if !present && di.versionRequired {
+	var version int64
+	if va := attrs[attrVersion].str; attrs[attrVersion].set && string(value[va.start:va.end]) != "null" {
+		raw := value[va.start:va.end]
+		v, ok := parseInt(raw, math.MinInt64, math.MaxInt64)
+		if !ok {
+			return nil, poisonf("version: got %s, want an integer", clip(string(raw)))
+		}
+		if v < 1 {
+			return nil, poisonf("version: got %d, want >= 1", v)
+		}
+		version = v
+	} else if di.versionRequired {
 		return nil, poisonf("version: missing (required on %s events)", d)
 	}
-	ev.Version = v
 
-	if w.DataContentType != nil {
-		if !isJSONContentType(*w.DataContentType) {
-			return nil, poisonf("datacontenttype: got %q, want application/json", clip(*w.DataContentType))
+	var contentType []byte
+	if attrs[attrDataContentType].set {
+		contentType = text(attrDataContentType)
+		if string(contentType) != "application/json" && !isJSONContentType(string(contentType)) {
+			return nil, poisonf("datacontenttype: got %q, want application/json", clip(string(contentType)))
 		}
-		ev.DataContentType = *w.DataContentType
 	}
 
-	if len(w.Data) == 0 {
+	da := attrs[attrData].str
+	if !attrs[attrData].set {
 		return nil, poisonf("data: missing")
 	}
-	if string(w.Data) == "null" {
+	data := value[da.start:da.end:da.end]
+	if string(data) == "null" {
 		return nil, poisonf("data: is null")
 	}
-	doc, err := decodeData(w.Data)
-	if err != nil {
-		return nil, err
+	var keyOff int
+	if early.valid && early.start == da.start && early.typeStart == attrs[attrType].str.start {
+		keyOff = early.keyOff - da.start
+	} else {
+		rules, err := compiledRules()
+		if err != nil {
+			return nil, err
+		}
+		if keyOff, err = checkData(&rules.byIndex[typeIndex], data); err != nil {
+			return nil, err
+		}
 	}
-	if err := validateDoc(w.Type, doc); err != nil {
-		return nil, err
+	// The key field is a string if the schema says so; anything else (or
+	// nothing) counts as "".
+	var keyField []byte
+	if keyOff >= 0 && data[keyOff] == '"' {
+		ks := scanner{b: data, i: keyOff}
+		kt, _ := ks.str()
+		keyField = kt.text(data)
 	}
-	// The schema guarantees an object whose key field is a string.
-	obj, _ := doc.(map[string]any)
-	if k, _ := obj[di.keyField].(string); k != w.Subject {
-		return nil, poisonf("data.%s: %q differs from subject %q", di.keyField, clip(k), clip(w.Subject))
+	if string(keyField) != string(subject) {
+		return nil, poisonf("data.%s: %q differs from subject %q", di.keyField, clip(string(keyField)), clip(string(subject)))
 	}
+
+	// All checks passed: copy the strings out, in one allocation.
+	n := len(id) + len(source) + len(subject)
+	ct := ""
+	if len(contentType) > 0 {
+		if string(contentType) == "application/json" {
+			ct = "application/json"
+		} else {
+			n += len(contentType)
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	sb.Write(id)
+	sb.Write(source)
+	sb.Write(subject)
+	if ct == "" {
+		sb.Write(contentType)
+	}
+	all := sb.String()
+	ev := &Event{
+		SpecVersion: SpecVersion,
+		ID:          all[:len(id)],
+		Source:      all[len(id) : len(id)+len(source)],
+		Type:        typeName,
+		Subject:     all[len(id)+len(source) : len(id)+len(source)+len(subject)],
+		Time:        t,
+		Version:     version,
+		Data:        data,
+		Raw:         value,
+	}
+	if ct == "" {
+		ct = all[len(id)+len(source)+len(subject):]
+	}
+	ev.DataContentType = ct
 	return ev, nil
 }
 
-// isObject reports whether the first non-space byte of a JSON text is '{'.
-func isObject(value []byte) bool {
-	v := bytes.TrimLeft(value, " \t\r\n")
-	return len(v) > 0 && v[0] == '{'
+// earlyData is the outcome of validating data during the scan, with the type
+// attribute seen so far.
+type earlyData struct {
+	// typeKnown reports that the type whose string token starts at
+	// typeStart is the known type typeName of domain, at typeIndex in
+	// allTypes.
+	typeKnown bool
+	typeStart int
+	typeName  string
+	domain    Domain
+	typeIndex int
+	// valid reports that the data value at start conforms to the schema of
+	// that type, and keyOff is where the key field's value starts (-1 if
+	// absent).
+	valid         bool
+	start, keyOff int
 }
 
-// parseVersion reads the version attribute: absent or null, or an integer
-// literal >= 1 that fits int64. A float, exponent or string is poison.
-func parseVersion(raw json.RawMessage) (v int64, present bool, err error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, false, nil
+// check validates the data value at s's position, if typ (the type
+// attribute seen so far) names a type of domain d and the schemas compile,
+// and moves s past the value. It reports false on a syntax error. A
+// violation is not recorded: after the scan, Decode validates the data again
+// to find the reason, if the record is still poison by then.
+func (e *earlyData) check(d Domain, s *scanner, value []byte, typ jsonString) bool {
+	start := s.i
+	*e = earlyData{}
+	name, td, idx, known := lookupType(typ.text(value))
+	if known {
+		*e = earlyData{typeKnown: true, typeStart: typ.start, typeName: name, domain: td, typeIndex: idx}
 	}
-	v, perr := strconv.ParseInt(string(raw), 10, 64)
-	if perr != nil {
-		return 0, true, poisonf("version: got %s, want an integer", clip(string(raw)))
+	if known && td == d {
+		if rules, err := compiledRules(); err == nil {
+			c := checker{s: *s}
+			keyOff, valid := c.root(&rules.byIndex[idx])
+			if valid {
+				*s = c.s
+				e.valid, e.start, e.keyOff = true, start, keyOff
+				return true
+			}
+			if c.s.err != "" {
+				s.i, s.err = c.s.i, c.s.err
+				return false
+			}
+		}
 	}
-	if v < 1 {
-		return 0, true, poisonf("version: got %d, want >= 1", v)
+	_, ok := s.value()
+	return ok
+}
+
+// parseTimeZ parses the common form of RFC 3339 time that ends in Z,
+// "2006-01-02T15:04:05Z" with an optional fraction of a second, exactly as
+// time.Parse(time.RFC3339, ...) would, and reports false for anything else
+// (which the caller leaves to time.Parse).
+func parseTimeZ(s []byte) (time.Time, bool) {
+	if len(s) < len("2006-01-02T15:04:05Z") || s[len(s)-1] != 'Z' ||
+		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
 	}
-	return v, true, nil
+	year := digits2(s[0], s[1])*100 + digits2(s[2], s[3])
+	month, day := digits2(s[5], s[6]), digits2(s[8], s[9])
+	hour, minute, sec := digits2(s[11], s[12]), digits2(s[14], s[15]), digits2(s[17], s[18])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := s[19 : len(s)-1]; len(frac) > 0 {
+		if len(frac) < 2 || frac[0] != '.' {
+			return time.Time{}, false
+		}
+		for k, c := range frac[1:] {
+			if c < '0' || c > '9' {
+				return time.Time{}, false
+			}
+			if k < 9 {
+				nsec = nsec*10 + int(c-'0')
+			}
+		}
+		for k := len(frac) - 1; k < 9; k++ {
+			nsec *= 10
+		}
+	}
+	unix := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
+	return time.Unix(unix, int64(nsec)).UTC(), true
+}
+
+// digits2 returns the value of two decimal digits, or -1 if either is not
+// a digit.
+func digits2(a, b byte) int {
+	a, b = a-'0', b-'0'
+	if a > 9 || b > 9 {
+		return -1 << 20
+	}
+	return int(a)*10 + int(b)
+}
+
+// daysSinceEpoch returns the number of days from 1970-01-01 to the date
+// (proleptic Gregorian; year >= 0), by H. Hinnant's days_from_civil.
+func daysSinceEpoch(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	m := int64(month)
+	if m > 2 {
+		m -= 3
+	} else {
+		m += 9
+	}
+	doy := (153*m+2)/5 + int64(day) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}
+
+// daysIn returns the number of days in month of year (proleptic Gregorian).
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // isJSONContentType accepts application/json with optional parameters

@@ -118,14 +118,30 @@ func mutate(t testing.TB, eventType string, f func(m map[string]any)) []byte {
 func set(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
 func del(k string) func(map[string]any)        { return func(m map[string]any) { delete(m, k) } }
 
-func TestDecodePoison(t *testing.T) {
+// poisonCase is a record that Decode must reject, with substrings of the
+// reason.
+type poisonCase struct {
+	name  string
+	typ   string // selects the domain passed to Decode
+	key   string
+	value func(testing.TB) []byte
+	want  []string // substrings of the reason
+}
+
+// poisonCaseDomain maps the types poisonCases use to their domains.
+var poisonCaseDomain = map[string]topics.Domain{
+	topics.TypeStockUpdated: topics.DomainInventory, topics.TypePriceChanged: topics.DomainCatalog,
+	topics.TypeOrderPlaced: topics.DomainOrder, topics.TypeCustomerCreated: topics.DomainCustomer,
+}
+
+// poisonCases lists the poison records of TestDecodePoison.
+func poisonCases() []poisonCase {
 	const (
 		inv  = topics.TypeStockUpdated
 		cat  = topics.TypePriceChanged
 		ord  = topics.TypeOrderPlaced
 		cust = topics.TypeCustomerCreated
 	)
-	dom := map[string]topics.Domain{inv: topics.DomainInventory, cat: topics.DomainCatalog, ord: topics.DomainOrder, cust: topics.DomainCustomer}
 	raw := func(s string) func(testing.TB) []byte { return func(testing.TB) []byte { return []byte(s) } }
 	with := func(typ string, f func(map[string]any)) func(testing.TB) []byte {
 		return func(t testing.TB) []byte { return mutate(t, typ, f) }
@@ -133,13 +149,7 @@ func TestDecodePoison(t *testing.T) {
 	withData := func(typ, data string) func(testing.TB) []byte {
 		return with(typ, set("data", json.RawMessage(data)))
 	}
-	tests := []struct {
-		name  string
-		typ   string // selects the domain passed to Decode
-		key   string
-		value func(testing.TB) []byte
-		want  []string // substrings of the reason
-	}{
+	return []poisonCase{
 		{"invalid JSON", inv, "", raw(`{"specversion":`), []string{"invalid JSON"}},
 		{"empty value", inv, "", raw(``), []string{"invalid JSON"}},
 		{"trailing garbage", inv, "", raw(`{} x`), []string{"invalid JSON"}},
@@ -200,6 +210,11 @@ func TestDecodePoison(t *testing.T) {
 		{"customer_id differs", cust, "", with(cust, set("subject", "C-8")), []string{"data.customer_id", "subject"}},
 		{"record key differs", inv, "SKU-99", with(inv, nil), []string{"key", "subject"}},
 	}
+}
+
+func TestDecodePoison(t *testing.T) {
+	tests := poisonCases()
+	dom := poisonCaseDomain
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var key []byte

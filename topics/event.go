@@ -59,6 +59,11 @@ const (
 
 // Event is a CloudEvents 1.0 event in JSON structured mode, with shopstream's
 // "version" extension attribute.
+//
+// An Event from Decode aliases the record value it was decoded from: Raw is
+// that value and Data a sub-slice of it (with no spare capacity). The string
+// attributes are copies, so that keeping one (a subject as a map key, say)
+// does not keep a whole fetched batch alive.
 type Event struct {
 	SpecVersion     string          `json:"specversion"`
 	ID              string          `json:"id"`

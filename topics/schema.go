@@ -4,18 +4,11 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
+	"sort"
 	"strings"
 	"sync"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 )
 
 // schemaFiles holds one JSON Schema (draft 2020-12) per event type, named
@@ -24,90 +17,359 @@ import (
 //go:embed schemas/*.json
 var schemaFiles embed.FS
 
-// schemaBaseURL prefixes the $id of every schema.
-const schemaBaseURL = "https://github.com/shopstream/shopstream/topics/schemas/"
+// The schemas are the contract, and they are also what Decode enforces: on
+// first use each file is compiled into a rule tree (below) that the fast
+// validator in validate.go walks in one pass over the data, without building
+// a document. The compiler understands exactly the subset of draft 2020-12
+// that the schemas use and refuses anything else, so a schema can never say
+// more than Decode checks. The package tests hold the result to the
+// santhosh-tekuri/jsonschema validator on every example, every poison case
+// and fuzzed input (FuzzDecodeMatchesSchema).
+//
+// Supported keywords: type (one of object, array, string, number, integer),
+// properties, required, items, minItems, minLength, pattern (only the
+// patterns in schemaPatterns), enum (of strings on a string, of integers on
+// an integer), format (int32 on an integer, double on a number), minimum,
+// maximum and exclusiveMinimum on a number or an integer; and the
+// annotations $schema, $id, title, description and $comment. Every
+// integer must have format int32: the formats keep "valid by schema" equal to
+// "decodes into the Go payload type", an int32 field being an integer
+// literal that fits int32 and a double one that does not overflow float64.
 
-// schemaSet is the compiled form of schemaFiles.
-type schemaSet struct {
-	byType  map[string]*jsonschema.Schema
-	printer *message.Printer
+// jsonType is the value of a schema's "type" keyword.
+type jsonType uint8
+
+const (
+	typeObject jsonType = iota + 1
+	typeArray
+	typeString
+	typeNumber
+	typeInteger
+)
+
+var jsonTypeNames = map[string]jsonType{
+	"object": typeObject, "array": typeArray, "string": typeString,
+	"number": typeNumber, "integer": typeInteger,
 }
 
-// compiledSchemas compiles every schema on first use; the result is shared.
-var compiledSchemas = sync.OnceValues(compileSchemas)
-
-func compileSchemas() (*schemaSet, error) {
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	// The two formats below keep "valid by schema" equal to "decodes into the
-	// Go payload type": an int32 field must be an integer literal that fits,
-	// and a double must not overflow float64. No other format is used.
-	c.AssertFormat()
-	c.RegisterFormat(&jsonschema.Format{Name: "int32", Validate: validateInt32})
-	c.RegisterFormat(&jsonschema.Format{Name: "double", Validate: validateDouble})
-	c.UseLoader(noLoader{})
-
-	types := allTypes()
-	for _, t := range types {
-		b, err := schemaFiles.ReadFile("schemas/" + t + ".json")
-		if err != nil {
-			return nil, fmt.Errorf("topics: schema of %s: %w", t, err)
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			return nil, fmt.Errorf("topics: schema of %s: %w", t, err)
-		}
-		if err := c.AddResource(schemaBaseURL+t+".json", doc); err != nil {
-			return nil, fmt.Errorf("topics: schema of %s: %w", t, err)
+func (t jsonType) String() string {
+	for name, tt := range jsonTypeNames {
+		if tt == t {
+			return name
 		}
 	}
-	set := &schemaSet{
-		byType:  make(map[string]*jsonschema.Schema, len(types)),
-		printer: message.NewPrinter(language.English),
-	}
-	for _, t := range types {
-		sch, err := c.Compile(schemaBaseURL + t + ".json")
-		if err != nil {
-			return nil, fmt.Errorf("topics: compile schema of %s: %w", t, err)
+	return "any"
+}
+
+// numFormat is the value of a number's "format" keyword.
+type numFormat uint8
+
+const (
+	formatNone numFormat = iota
+	formatInt32
+	formatDouble
+)
+
+// rule is a compiled schema. A nil *rule accepts any value.
+type rule struct {
+	typ jsonType
+
+	// object
+	props []prop
+
+	// array
+	items    *rule
+	minItems int
+
+	// string
+	minLength int
+	pattern   *pattern
+	strEnum   []string
+
+	// integer or number
+	intEnum          []int64
+	format           numFormat
+	minimum, maximum *bound
+	exclusiveMinimum *bound
+
+	// enumText lists the enum for reasons: `"a", "b"` or `0, 1`.
+	enumText string
+}
+
+// prop is one property of an object rule: listed in "properties", in
+// "required", or both.
+type prop struct {
+	name     string
+	required bool
+	rule     *rule
+}
+
+// bound is a numeric limit of a schema.
+type bound struct {
+	text string
+	dec  decimal
+}
+
+// pattern is a "pattern" the compiler knows how to match without regexp.
+type pattern struct {
+	expr  string
+	match func(s []byte) bool
+}
+
+// schemaPatterns are the regular expressions the schemas may use, each with
+// a matcher that agrees with regexp.MatchString (tested).
+var schemaPatterns = map[string]func([]byte) bool{
+	// An e-mail address must contain an at sign somewhere.
+	"@": func(s []byte) bool { return bytes.IndexByte(s, '@') >= 0 },
+	// A currency is exactly three upper-case ASCII letters.
+	"^[A-Z]{3}$": func(s []byte) bool {
+		return len(s) == 3 && isUpper(s[0]) && isUpper(s[1]) && isUpper(s[2])
+	},
+}
+
+func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+
+// typeRules is the compiled schema of one event type.
+type typeRules struct {
+	root *rule
+	// keyProp is the index in root.props of the domain's key field, or -1.
+	keyProp int
+}
+
+// ruleSet holds the compiled schema of every type, by position in allTypes.
+type ruleSet struct {
+	byIndex []typeRules
+}
+
+// compiledRules compiles every schema on first use; the result is shared.
+var compiledRules = sync.OnceValues(compileRules)
+
+func compileRules() (*ruleSet, error) {
+	set := &ruleSet{}
+	for _, d := range Domains() {
+		di := info(d)
+		for _, t := range di.types {
+			b, err := schemaFiles.ReadFile("schemas/" + t + ".json")
+			if err != nil {
+				return nil, fmt.Errorf("topics: schema of %s: %w", t, err)
+			}
+			root, err := compileSchemaJSON(b)
+			if err != nil {
+				return nil, fmt.Errorf("topics: schema of %s: %w", t, err)
+			}
+			if root.typ != typeObject {
+				return nil, fmt.Errorf("topics: schema of %s: type is %s, want object", t, root.typ)
+			}
+			tr := typeRules{root: root, keyProp: -1}
+			for i, p := range root.props {
+				if p.name == di.keyField {
+					tr.keyProp = i
+				}
+			}
+			set.byIndex = append(set.byIndex, tr)
 		}
-		set.byType[t] = sch
 	}
 	return set, nil
 }
 
-// noLoader refuses every URL: all schemas are embedded, and the metaschemas
-// ship with the jsonschema library, so nothing is ever fetched.
-type noLoader struct{}
-
-func (noLoader) Load(url string) (any, error) {
-	return nil, fmt.Errorf("topics: schema %s is not embedded", url)
+// compileSchemaJSON compiles a schema document.
+func compileSchemaJSON(b []byte) (*rule, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	return compileSchema(doc, "#")
 }
 
-func validateInt32(v any) error {
-	n, ok := v.(json.Number)
+// compileSchema compiles the schema at JSON pointer loc.
+func compileSchema(v any, loc string) (*rule, error) {
+	m, ok := v.(map[string]any)
 	if !ok {
-		return nil // not a number: "type" reports it
+		return nil, fmt.Errorf("%s: a schema must be an object", loc)
 	}
-	if _, err := strconv.ParseInt(string(n), 10, 32); err != nil {
-		return errors.New("want an int32 integer literal")
+	errf := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %s", loc, fmt.Sprintf(format, args...))
 	}
-	return nil
-}
-
-func validateDouble(v any) error {
-	n, ok := v.(json.Number)
-	if !ok {
+	tn, _ := m["type"].(string)
+	r := &rule{typ: jsonTypeNames[tn]}
+	if r.typ == 0 {
+		return nil, errf("type must be one of object, array, string, number, integer; got %v", m["type"])
+	}
+	// applies reports whether keyword kw may be used with the schema's type.
+	applies := func(kw string, types ...jsonType) error {
+		if !slices.Contains(types, r.typ) {
+			return errf("%s does not apply to type %s", kw, r.typ)
+		}
 		return nil
 	}
-	if f, err := strconv.ParseFloat(string(n), 64); err != nil || math.IsInf(f, 0) {
-		return errors.New("out of the float64 range")
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	return nil
+	sort.Strings(keys)
+	var required []string
+	for _, kw := range keys {
+		val := m[kw]
+		var err error
+		switch kw {
+		case "type", "$schema", "$id", "title", "description", "$comment":
+		case "properties":
+			if err = applies(kw, typeObject); err != nil {
+				return nil, err
+			}
+			props, ok := val.(map[string]any)
+			if !ok {
+				return nil, errf("properties must be an object")
+			}
+			names := make([]string, 0, len(props))
+			for name := range props {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				pr, err := compileSchema(props[name], loc+"/properties/"+name)
+				if err != nil {
+					return nil, err
+				}
+				r.props = append(r.props, prop{name: name, rule: pr})
+			}
+		case "required":
+			if err = applies(kw, typeObject); err != nil {
+				return nil, err
+			}
+			list, _ := val.([]any)
+			for _, x := range list {
+				name, ok := x.(string)
+				if !ok {
+					return nil, errf("required must list strings")
+				}
+				required = append(required, name)
+			}
+		case "items":
+			if err = applies(kw, typeArray); err != nil {
+				return nil, err
+			}
+			if r.items, err = compileSchema(val, loc+"/items"); err != nil {
+				return nil, err
+			}
+		case "minItems":
+			if err = applies(kw, typeArray); err != nil {
+				return nil, err
+			}
+			if r.minItems, err = count(val); err != nil {
+				return nil, errf("minItems: %v", err)
+			}
+		case "minLength":
+			if err = applies(kw, typeString); err != nil {
+				return nil, err
+			}
+			if r.minLength, err = count(val); err != nil {
+				return nil, errf("minLength: %v", err)
+			}
+		case "pattern":
+			if err = applies(kw, typeString); err != nil {
+				return nil, err
+			}
+			expr, _ := val.(string)
+			match := schemaPatterns[expr]
+			if match == nil {
+				return nil, errf("pattern %q has no matcher in schemaPatterns", expr)
+			}
+			r.pattern = &pattern{expr: expr, match: match}
+		case "enum":
+			if err = applies(kw, typeString, typeInteger); err != nil {
+				return nil, err
+			}
+			list, _ := val.([]any)
+			if len(list) == 0 {
+				return nil, errf("enum must be a non-empty array")
+			}
+			var text []string
+			for _, x := range list {
+				switch x := x.(type) {
+				case string:
+					if r.typ != typeString {
+						return nil, errf("enum value %q is not an integer", x)
+					}
+					r.strEnum = append(r.strEnum, x)
+					text = append(text, quote(x))
+				case json.Number:
+					n, ok := parseInt([]byte(x), -1<<31, 1<<31-1)
+					if r.typ != typeInteger || !ok {
+						return nil, errf("enum value %s is not an int32", x)
+					}
+					r.intEnum = append(r.intEnum, n)
+					text = append(text, string(x))
+				default:
+					return nil, errf("enum values must be strings or integers")
+				}
+			}
+			r.enumText = strings.Join(text, ", ")
+		case "format":
+			switch {
+			case val == "int32" && r.typ == typeInteger:
+				r.format = formatInt32
+			case val == "double" && r.typ == typeNumber:
+				r.format = formatDouble
+			default:
+				return nil, errf("format %v on type %s is not supported", val, r.typ)
+			}
+		case "minimum", "maximum", "exclusiveMinimum":
+			if err = applies(kw, typeNumber, typeInteger); err != nil {
+				return nil, err
+			}
+			n, ok := val.(json.Number)
+			if !ok {
+				return nil, errf("%s must be a number", kw)
+			}
+			b := &bound{text: string(n), dec: parseDecimal([]byte(n))}
+			switch kw {
+			case "minimum":
+				r.minimum = b
+			case "maximum":
+				r.maximum = b
+			default:
+				r.exclusiveMinimum = b
+			}
+		default:
+			return nil, errf("keyword %s is not supported by the fast validator", kw)
+		}
+	}
+	if r.typ == typeInteger && r.format != formatInt32 {
+		return nil, errf("an integer must have format int32")
+	}
+	for _, name := range required {
+		i := slices.IndexFunc(r.props, func(p prop) bool { return p.name == name })
+		if i < 0 {
+			r.props = append(r.props, prop{name: name})
+			i = len(r.props) - 1
+		}
+		r.props[i].required = true
+	}
+	if len(r.props) > 64 {
+		return nil, errf("more than 64 properties")
+	}
+	return r, nil
+}
+
+// count reads a non-negative integer keyword value.
+func count(v any) (int, error) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("got %v, want a non-negative integer", v)
+	}
+	i, ok := parseInt([]byte(n), 0, 1<<31-1)
+	if !ok {
+		return 0, fmt.Errorf("got %s, want a non-negative integer", n)
+	}
+	return int(i), nil
 }
 
 // SchemaJSON returns the JSON Schema (draft 2020-12) of eventType's data as
 // stored in the package, and false if eventType is unknown. The caller may
-// modify the returned slice.
+// modify the returned slice. Decode enforces exactly these schemas.
 func SchemaJSON(eventType string) ([]byte, bool) {
 	if _, ok := DomainOf(eventType); !ok {
 		return nil, false
@@ -122,101 +384,33 @@ func SchemaJSON(eventType string) ([]byte, bool) {
 // embedded schemas fail to compile, which the package tests rule out.
 // ValidateData does not compare the key field with a subject; Decode does.
 func ValidateData(eventType string, data []byte) error {
-	if _, ok := DomainOf(eventType); !ok {
+	_, _, idx, ok := lookupType([]byte(eventType))
+	if !ok {
 		return poisonf("type: %q is unknown", clip(eventType))
 	}
-	doc, err := decodeData(data)
-	if err != nil {
-		return err
-	}
-	return validateDoc(eventType, doc)
-}
-
-// decodeData parses data once into the generic form the validator needs,
-// keeping numbers exact as json.Number.
-func decodeData(data []byte) (any, error) {
 	if len(data) == 0 {
-		return nil, poisonf("data: missing")
+		return poisonf("data: missing")
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return nil, poisonf("data: invalid JSON: %v", err)
+	s := scanner{b: data}
+	s.skipSpace()
+	start := s.i
+	kind, ok := s.value()
+	if !ok || !s.end() {
+		return poisonf("data: invalid JSON: %s", s.err)
 	}
-	if doc == nil {
-		return nil, poisonf("data: is null")
+	if kind == 'n' {
+		return poisonf("data: is null")
 	}
-	return doc, nil
-}
-
-// validateDoc validates a parsed payload against eventType's schema.
-func validateDoc(eventType string, doc any) error {
-	set, err := compiledSchemas()
+	set, err := compiledRules()
 	if err != nil {
 		return err
 	}
-	sch := set.byType[eventType]
-	if sch == nil {
-		return poisonf("type: %q is unknown", clip(eventType))
-	}
-	err = sch.Validate(doc)
-	if err == nil {
-		return nil
-	}
-	var verr *jsonschema.ValidationError
-	if !errors.As(err, &verr) {
-		return poisonf("data: %v", err)
-	}
-	return &PoisonError{Reason: set.reason(verr)}
+	_, err = checkData(&set.byIndex[idx], data[start:])
+	return err
 }
 
 // maxSchemaMessages bounds how many schema violations a reason lists.
 const maxSchemaMessages = 3
-
-// reason turns a validation error into a short, deterministic reason that
-// names each offending field, such as
-// `data.quantity: got string, want number` or `data.sku: required`.
-func (s *schemaSet) reason(verr *jsonschema.ValidationError) string {
-	var msgs []string
-	var walk func(e *jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) > 0 {
-			for _, c := range e.Causes {
-				walk(c)
-			}
-			return
-		}
-		loc := fieldPath(e.InstanceLocation)
-		switch k := e.ErrorKind.(type) {
-		case *kind.Required:
-			for _, m := range k.Missing {
-				msgs = append(msgs, loc+"."+m+": required")
-			}
-		default:
-			msgs = append(msgs, loc+": "+clip(e.ErrorKind.LocalizedString(s.printer)))
-		}
-	}
-	walk(verr)
-	if len(msgs) == 0 {
-		return "data: fails schema"
-	}
-	slices.Sort(msgs)
-	msgs = slices.Compact(msgs)
-	if len(msgs) > maxSchemaMessages {
-		msgs = append(msgs[:maxSchemaMessages], fmt.Sprintf("and %d more", len(msgs)-maxSchemaMessages))
-	}
-	return strings.Join(msgs, "; ")
-}
-
-// fieldPath renders an instance location inside data as data.a.0.b.
-func fieldPath(loc []string) string {
-	var sb strings.Builder
-	sb.WriteString("data")
-	for _, tok := range loc {
-		sb.WriteByte('.')
-		sb.WriteString(clip(tok))
-	}
-	return sb.String()
-}
 
 // maxReasonValue bounds how much of a record's own text a reason repeats.
 const maxReasonValue = 64

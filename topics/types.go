@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 )
@@ -80,6 +81,29 @@ func info(d Domain) *domainInfo {
 		return &customerInfo
 	}
 	return nil
+}
+
+// lookupType finds the event type named t and returns its name, its domain
+// and its position in allTypes. It does not allocate.
+func lookupType(t []byte) (name string, d Domain, index int, ok bool) {
+	dot := bytes.IndexByte(t, '.')
+	if dot < 0 {
+		return "", "", 0, false
+	}
+	base := 0
+	for _, dom := range [...]Domain{DomainCatalog, DomainInventory, DomainOrder, DomainCustomer} {
+		di := info(dom)
+		if string(t[:dot]) == string(dom) {
+			for k, name := range di.types {
+				if string(t) == name {
+					return name, dom, base + k, true
+				}
+			}
+			return "", "", 0, false
+		}
+		base += len(di.types)
+	}
+	return "", "", 0, false
 }
 
 // Domains returns the four domains in a fixed order: catalog, inventory,
