@@ -346,7 +346,7 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 type earlyData struct {
 	// typeKnown reports that the type whose string token starts at
 	// typeStart is the known type typeName of domain, at typeIndex in
-	// allTypes.
+	// the list of all types (see lookupType).
 	typeKnown bool
 	typeStart int
 	typeName  string

@@ -23,8 +23,9 @@ var schemaFiles embed.FS
 // a document. The compiler understands exactly the subset of draft 2020-12
 // that the schemas use and refuses anything else, so a schema can never say
 // more than Decode checks. The package tests hold the result to the
-// santhosh-tekuri/jsonschema validator on every example, every poison case
-// and fuzzed input (FuzzDecodeMatchesSchema).
+// santhosh-tekuri/jsonschema validator (reference_test.go) on every example,
+// every poison case, variants of them and fuzzed input
+// (FuzzDecodeMatchesSchema, FuzzDecodeStructured).
 //
 // Supported keywords: type (one of object, array, string, number, integer),
 // properties, required, items, minItems, minLength, pattern (only the
@@ -136,7 +137,7 @@ type typeRules struct {
 	keyProp int
 }
 
-// ruleSet holds the compiled schema of every type, by position in allTypes.
+// ruleSet holds the compiled schema of every type, by position (see lookupType).
 type ruleSet struct {
 	byIndex []typeRules
 }

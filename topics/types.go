@@ -84,7 +84,8 @@ func info(d Domain) *domainInfo {
 }
 
 // lookupType finds the event type named t and returns its name, its domain
-// and its position in allTypes. It does not allocate.
+// and its position in the list of all types, domain by domain in the order
+// of Domains. It does not allocate.
 func lookupType(t []byte) (name string, d Domain, index int, ok bool) {
 	dot := bytes.IndexByte(t, '.')
 	if dot < 0 {
@@ -110,15 +111,6 @@ func lookupType(t []byte) (name string, d Domain, index int, ok bool) {
 // order, customer. The caller may modify the returned slice.
 func Domains() []Domain {
 	return []Domain{DomainCatalog, DomainInventory, DomainOrder, DomainCustomer}
-}
-
-// allTypes lists every event type, domain by domain.
-func allTypes() []string {
-	var ts []string
-	for _, d := range Domains() {
-		ts = append(ts, info(d).types...)
-	}
-	return ts
 }
 
 // DomainOf returns the domain an event type belongs to, and false if
