@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -18,6 +16,7 @@ import (
 type adminFlags struct {
 	brokers string
 	timeout time.Duration
+	sec     securityFlags
 }
 
 // register adds --brokers (env SHOPSTREAM_BROKERS) and --timeout to fs.
@@ -26,6 +25,7 @@ type adminFlags struct {
 func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.brokers, "brokers", "", "comma-separated seed brokers (env SHOPSTREAM_BROKERS)")
 	fs.DurationVar(&a.timeout, "timeout", 30*time.Second, "give up on Kafka after this long")
+	a.sec.register(fs)
 }
 
 // client validates the flags (after fs.Parse) and returns a Kafka client
@@ -46,15 +46,22 @@ func (a *adminFlags) client(ctx context.Context, fs *flag.FlagSet, getenv func(s
 			return nil, &exitError{code: 2, err: fmt.Errorf("brokers: %q is not host:port", b)}
 		}
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	sec, err := a.sec.resolve(fs, getenv)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	secOpts, err := sec.opts()
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	base := append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, secOpts...)
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("kafka client: %w", err)}
 	}
-	pctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	if _, err := kadm.NewClient(cl).BrokerMetadata(pctx); err != nil {
+	if err := checkKafka(ctx, cl, seeds, sec, a.timeout); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("cannot reach Kafka at %s: %w; check --brokers / SHOPSTREAM_BROKERS and that the brokers are up", strings.Join(seeds, ","), err)
+		return nil, err
 	}
 	return cl, nil
 }

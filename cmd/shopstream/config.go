@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shopstream/shopstream/processor"
@@ -32,6 +32,14 @@ type config struct {
 	HTTPAddr     string
 	ConfigFile   string
 	LogLevel     string
+	// Kafka is TLS and SASL; Redis the TLS CA and password file.
+	Kafka kafkaSecurity
+	Redis redisConfig
+	// kafkaOpts are Kafka's TLS and SASL client options, built from Kafka
+	// when the service starts (nil: plaintext, no SASL).
+	kafkaOpts []kgo.Opt
+	// ConnectTimeout bounds the start-up check of Kafka and Redis.
+	ConnectTimeout time.Duration
 
 	Topology topology
 }
@@ -81,6 +89,7 @@ func (c *config) settings() []setting {
 		{"http-addr", "SHOPSTREAM_HTTP_ADDR", "address of /metrics, /healthz, /readyz", &c.HTTPAddr},
 		{"config", "SHOPSTREAM_CONFIG", "YAML topology file: topics, groups, concurrency, retries, rate limits", &c.ConfigFile},
 		{"log-level", "SHOPSTREAM_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
+		{"connect-timeout", "SHOPSTREAM_CONNECT_TIMEOUT", "bound of the start-up check of Kafka and Redis (default 15s)", nil},
 	}
 }
 
@@ -88,7 +97,7 @@ func (c *config) settings() []setting {
 // file. It returns every problem at once, each naming its setting.
 func parseRunConfig(args []string, getenv func(string) string) (*config, error) {
 	c := &config{HTTPAddr: ":9090", LogLevel: "info"}
-	var brokers, groups string
+	var brokers, groups, connectTimeout string
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(new(bytes.Buffer))
 	settings := c.settings()
@@ -98,11 +107,16 @@ func parseRunConfig(args []string, getenv func(string) string) (*config, error) 
 			settings[i].dst = &brokers
 		case "groups":
 			settings[i].dst = &groups
+		case "connect-timeout":
+			settings[i].dst = &connectTimeout
 		}
 		// The default shown in usage is the built-in one, never the
 		// environment's value: that may hold a token or a password.
 		fs.StringVar(settings[i].dst, s.flag, *settings[i].dst, s.usage+" (env "+s.env+")")
 	}
+	var sec securityFlags
+	sec.register(fs)
+	settings = append(settings, c.Redis.register(fs)...)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w\n\nusage: shopstream run [flags]\n%s", err, flagUsage(fs))
 	}
@@ -117,8 +131,28 @@ func parseRunConfig(args []string, getenv func(string) string) (*config, error) 
 		}
 	}
 	c.Brokers = splitList(brokers)
+	c.Redis.URL = c.RedisURL
 
 	var errs []error
+	k, err := sec.resolve(fs, getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Kafka = k
+	c.ConnectTimeout = 15 * time.Second
+	if connectTimeout != "" {
+		d, err := time.ParseDuration(connectTimeout)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("connect-timeout: %q is not a positive duration (15s)", connectTimeout))
+		} else {
+			c.ConnectTimeout = d
+		}
+	}
+	if c.RedisURL != "" {
+		if _, err := c.Redis.options(getenv); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.ConfigFile != "" {
 		if err := c.loadTopology(c.ConfigFile); err != nil {
 			errs = append(errs, err)
@@ -176,8 +210,6 @@ func (c *config) validate() error {
 	}
 	if c.RedisURL == "" {
 		errs = append(errs, errors.New("redis-url: missing; set --redis-url or SHOPSTREAM_REDIS_URL (redis://host:6379/0)"))
-	} else if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-		errs = append(errs, errors.New("redis-url: must be a redis:// or rediss:// URL"))
 	}
 	need := func(setting, env, value string, group string) {
 		if value == "" {

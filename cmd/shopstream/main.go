@@ -9,6 +9,7 @@
 //	shopstream replay      reset a group's offsets (dry run unless --execute)
 //	shopstream dlq         list and redrive dead letters
 //	shopstream topics      create and describe the topics
+//	shopstream bridge      HTTP → Kafka: CloudEvents from Magento, HMAC-signed
 package main
 
 import (
@@ -40,6 +41,7 @@ commands:
   replay       reset a group's offsets like kafka-consumer-groups --reset-offsets; dry run unless --execute
   dlq          list and redrive dead letters (dry run unless --execute)
   topics       ensure (create) and describe shopstream's topics
+  bridge       accept signed CloudEvents over HTTP (POST /v1/events) and produce them to Kafka
 
 Every flag also reads an environment variable; "shopstream <command> -h" lists them.
 `
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runDLQ(ctx, args[1:], stdout, stderr, getenv)
 	case "topics":
 		return runTopics(ctx, args[1:], stdout, stderr, getenv)
+	case "bridge":
+		return runBridge(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

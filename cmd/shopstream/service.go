@@ -29,7 +29,7 @@ func newLogger(w io.Writer, level string) zerolog.Logger {
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", "shopstream").Logger()
+	return zerolog.New(redactWriter{w}).Level(lvl).With().Timestamp().Str("service", "shopstream").Logger()
 }
 
 func runService(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
@@ -38,13 +38,40 @@ func runService(ctx context.Context, args []string, stderr io.Writer, getenv fun
 		return &exitError{code: 2, err: err}
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	ropts, err := redis.ParseURL(cfg.RedisURL)
+	ropts, err := cfg.Redis.options(getenv)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("redis-url: %w", err)}
+		return &exitError{code: 2, err: err}
 	}
-	rdb := redis.NewClient(ropts)
+	if cfg.kafkaOpts, err = cfg.Kafka.opts(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	rdb := redis.NewUniversalClient(ropts)
 	defer rdb.Close()
+	if err := checkConnections(ctx, cfg, rdb); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	return serve(ctx, cfg, rdb, log)
+}
+
+// checkConnections checks Kafka (a metadata request) and Redis (PING) at
+// start-up, bounded by --connect-timeout, and reports every failure at once:
+// a wrong password or an untrusted certificate is a configuration error,
+// not something to retry.
+func checkConnections(ctx context.Context, cfg *config, rdb redis.UniversalClient) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.kafkaOpts...)...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	var kerr, rerr error
+	done := make(chan struct{})
+	go func() { // owned here: joined below
+		defer close(done)
+		kerr = checkKafka(ctx, cl, cfg.Brokers, cfg.Kafka, cfg.ConnectTimeout)
+	}()
+	rerr = checkRedis(ctx, rdb, cfg.ConnectTimeout)
+	<-done
+	return errors.Join(kerr, rerr)
 }
 
 // serve runs the processor and the HTTP endpoints until ctx ends.
@@ -163,13 +190,17 @@ func newProcessor(cfg *config, rdb redis.UniversalClient, reg prometheus.Registe
 			gc.Domain, gc.Idempotency, gc.Handler = topics.DomainCustomer, processor.IdempotencyDedupe, webhook("crm-url", cfg.CRMURL, nil)
 		}
 		gc.Topic = topicOf(gc.Domain)
+		if gc.Handler != nil {
+			gc.Handler = redactErrors(gc.Handler)
+		}
 		groups = append(groups, gc)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return processor.New(processor.Options{
-		Brokers: cfg.Brokers,
+		Brokers:    cfg.Brokers,
+		ClientOpts: cfg.kafkaOpts,
 		// kprom keeps one client's metrics per Metrics; the client_id label
 		// (shopstream-<group>) tells the groups apart.
 		GroupClientOpts: func(string) []kgo.Opt {

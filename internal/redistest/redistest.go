@@ -9,6 +9,8 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/testcert"
 )
 
 const (
@@ -41,6 +45,9 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	opts Options
+	tls  *tls.Config // for the readiness check; nil without TLS
+	ca   string      // CA file, with TLS
 
 	mu     sync.Mutex
 	proc   *process // nil while stopped
@@ -60,11 +67,42 @@ type process struct {
 // begins empty.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return StartWith(tb, Options{})
+}
+
+// Options configure StartWith.
+type Options struct {
+	// TLS serves TLS only (--tls-port, no plaintext port) with a
+	// certificate for 127.0.0.1 issued by a CA generated for the server;
+	// CAFile returns that CA. Clients need no certificate.
+	TLS bool
+	// Users are ACL users (name → password) allowed every command and key.
+	// When set, the default user is disabled: every client must log in.
+	Users map[string]string
+}
+
+// StartWith is Start with TLS and ACL users.
+func StartWith(tb testing.TB, opts Options) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found on PATH (%v); install Debian's redis-server package: apt-get install -y redis-server", err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), opts: opts}
+	if opts.TLS {
+		ca, err := testcert.NewCA("redistest CA")
+		if err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+		files, err := ca.WriteFiles(s.dir, "127.0.0.1", "localhost")
+		if err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca.PEM)
+		s.ca = files.CA
+		s.tls = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	}
 	tb.Cleanup(s.Kill)
 
 	var lastErr error
@@ -89,10 +127,17 @@ func (s *Server) Addr() string {
 }
 
 // URL returns a redis:// URL for database 0, for example
-// "redis://127.0.0.1:6399/0".
+// "redis://127.0.0.1:6399/0"; rediss:// with TLS. It holds no user.
 func (s *Server) URL() string {
+	if s.opts.TLS {
+		return "rediss://" + s.Addr() + "/0"
+	}
 	return "redis://" + s.Addr() + "/0"
 }
+
+// CAFile is the PEM file of the CA that signed the server's certificate
+// ("" without TLS).
+func (s *Server) CAFile() string { return s.ca }
 
 // Start starts redis-server again on the same port, with empty data, and waits
 // until it answers PING. It does nothing if the server is running.
@@ -178,13 +223,28 @@ func (s *Server) start() error {
 	}
 	defer logFile.Close() // the child has its own descriptor
 
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
-	)
+	}
+	if s.opts.TLS {
+		args = append(args[:0:0], "--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", filepath.Join(s.dir, "server.pem"),
+			"--tls-key-file", filepath.Join(s.dir, "server-key.pem"),
+			"--tls-ca-cert-file", s.ca,
+			"--tls-auth-clients", "no")
+		args = append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
+	}
+	if len(s.opts.Users) > 0 {
+		for user, pw := range s.opts.Users {
+			args = append(args, "--user", user, "on", ">"+pw, "~*", "&*", "+@all")
+		}
+		args = append(args, "--user", "default", "off")
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = logFile // an *os.File: no copying goroutines
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
@@ -197,7 +257,7 @@ func (s *Server) start() error {
 		close(p.done)
 	}()
 
-	if err := waitReady(s.Addr(), p); err != nil {
+	if err := waitReady(s.dialer(), p); err != nil {
 		_ = cmd.Process.Kill()
 		<-p.done
 		return fmt.Errorf("redis-server on %s: %w\n%s", s.Addr(), err, tail(logPath))
@@ -206,13 +266,33 @@ func (s *Server) start() error {
 	return nil
 }
 
+// dialer returns a function that connects (over TLS when set) and logs in
+// as one of the ACL users.
+func (s *Server) dialer() func() (net.Conn, string, error) {
+	var login string
+	for user, pw := range s.opts.Users {
+		login = fmt.Sprintf("AUTH %s %s\r\n", user, pw)
+		break
+	}
+	addr, cfg := s.Addr(), s.tls
+	return func() (net.Conn, string, error) {
+		d := &net.Dialer{Timeout: time.Second}
+		if cfg != nil {
+			c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+			return c, login, err
+		}
+		c, err := d.Dial("tcp", addr)
+		return c, login, err
+	}
+}
+
 // waitReady polls PING until it answers +PONG, the process exits, or
 // readyTimeout passes.
-func waitReady(addr string, p *process) error {
+func waitReady(dial func() (net.Conn, string, error), p *process) error {
 	deadline := time.Now().Add(readyTimeout)
 	backoff := 2 * time.Millisecond
 	for {
-		err := ping(addr)
+		err := ping(dial)
 		if err == nil {
 			return nil
 		}
@@ -231,8 +311,8 @@ func waitReady(addr string, p *process) error {
 }
 
 // ping sends one inline PING and expects +PONG.
-func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+func ping(dial func() (net.Conn, string, error)) error {
+	conn, login, err := dial()
 	if err != nil {
 		return err
 	}
@@ -240,10 +320,18 @@ func ping(addr string) error {
 	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
 		return err
 	}
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+	if _, err := conn.Write([]byte(login + "PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	r := bufio.NewReader(conn)
+	if login != "" {
+		if line, err := r.ReadString('\n'); err != nil {
+			return err
+		} else if line = strings.TrimSpace(line); line != "+OK" {
+			return fmt.Errorf("AUTH answered %q", line)
+		}
+	}
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,10 @@ package redistest_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +119,38 @@ func TestServersAreIndependent(t *testing.T) {
 	a.Stop()
 	if err := cb.Ping(ctx).Err(); err != nil {
 		t.Fatalf("b affected by stopping a: %v", err)
+	}
+}
+
+func TestTLSAndACLUser(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartWith(t, redistest.Options{TLS: true, Users: map[string]string{"shopstream": "s3cret-pw"}})
+	pem, err := os.ReadFile(srv.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	ctx := context.Background()
+	dial := func(user, pw string, roots *x509.CertPool) error {
+		cl := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: user, Password: pw, MaxRetries: -1,
+			TLSConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}})
+		defer cl.Close()
+		return cl.Ping(ctx).Err()
+	}
+	if err := dial("shopstream", "s3cret-pw", pool); err != nil {
+		t.Fatalf("TLS + ACL user: %v", err)
+	}
+	if err := dial("shopstream", "wrong", pool); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("wrong password: %v, want WRONGPASS", err)
+	}
+	if err := dial("", "", pool); err == nil {
+		t.Fatal("the default user is enabled")
+	}
+	if err := dial("shopstream", "s3cret-pw", x509.NewCertPool()); err == nil {
+		t.Fatal("an untrusted CA was accepted")
+	}
+	if !strings.HasPrefix(srv.URL(), "rediss://") {
+		t.Fatalf("URL() = %q, want rediss://", srv.URL())
 	}
 }

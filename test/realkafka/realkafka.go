@@ -117,6 +117,22 @@ type Options struct {
 	Heap string
 	// Log receives progress lines (where the logs are, readiness); may be nil.
 	Log func(format string, args ...any)
+	// SASLSSL, if set, adds a SASL_SSL listener on its own port to every
+	// node, next to the PLAINTEXT one (which stays for inter-broker traffic
+	// and test set-up).
+	SASLSSL *SASLSSL
+}
+
+// SASLSSL configures the SASL_SSL listener: TLS with a PEM key store and
+// the PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 mechanisms.
+type SASLSSL struct {
+	// CertFile and KeyFile are the broker's PEM certificate (chain) and
+	// unencrypted PKCS#8 private key; the certificate must name 127.0.0.1.
+	CertFile, KeyFile string
+	// Users maps user names to passwords. Each user exists for PLAIN (in the
+	// listener's JAAS config) and for both SCRAM mechanisms (created when
+	// the storage is formatted: kafka-storage format --add-scram).
+	Users map[string]string
 }
 
 // Cluster is a running set of Kafka nodes.
@@ -131,7 +147,9 @@ type Node struct {
 	ID             int
 	BrokerPort     int
 	ControllerPort int
-	Dir            string
+	// SecurePort is the SASL_SSL listener's port (0 without Options.SASLSSL).
+	SecurePort int
+	Dir        string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -164,13 +182,20 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts, libs: libs}
-	ports, err := freePorts(2 * opts.Nodes)
+	per := 2
+	if opts.SASLSSL != nil {
+		per = 3
+	}
+	ports, err := freePorts(per * opts.Nodes)
 	if err != nil {
 		return nil, err
 	}
 	var voters []string
 	for i := range opts.Nodes {
-		n := &Node{ID: i + 1, BrokerPort: ports[2*i], ControllerPort: ports[2*i+1], Dir: filepath.Join(opts.Dir, "node"+strconv.Itoa(i+1))}
+		n := &Node{ID: i + 1, BrokerPort: ports[per*i], ControllerPort: ports[per*i+1], Dir: filepath.Join(opts.Dir, "node"+strconv.Itoa(i+1))}
+		if opts.SASLSSL != nil {
+			n.SecurePort = ports[per*i+2]
+		}
 		c.nodes = append(c.nodes, n)
 		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%d", n.ID, n.ControllerPort))
 	}
@@ -184,8 +209,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if out, err := c.java(ctx, "-Xmx256m", "kafka.tools.StorageTool", "format", "-t", clusterID,
-				"-c", filepath.Join(n.Dir, "server.properties")); err != nil {
+			args := []string{"format", "-t", clusterID, "-c", filepath.Join(n.Dir, "server.properties")}
+			if s := opts.SASLSSL; s != nil {
+				for user, pw := range s.Users {
+					for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
+						args = append(args, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", m, user, pw))
+					}
+				}
+			}
+			if out, err := c.java(ctx, "-Xmx256m", "kafka.tools.StorageTool", args...); err != nil {
 				formatErrs[i] = fmt.Errorf("format node %d: %w\n%s", n.ID, err, out)
 			}
 		}()
@@ -271,10 +303,46 @@ background.threads=4
 num.recovery.threads.per.data.dir=1
 log.cleaner.threads=1
 `, n.ID, voters, n.BrokerPort, n.ControllerPort, filepath.Join(n.Dir, "data"), rf, isr)
+	if s := c.opts.SASLSSL; s != nil {
+		props = c.saslSSLProps(props, n, s)
+	}
 	if err := os.MkdirAll(filepath.Join(n.Dir, "logs"), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(n.Dir, "server.properties"), []byte(props), 0o644)
+}
+
+// saslSSLProps adds the SASL_SSL listener to props.
+func (c *Cluster) saslSSLProps(props string, n *Node, s *SASLSSL) string {
+	plaintext := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", n.BrokerPort)
+	secure := fmt.Sprintf("SASL_SSL://127.0.0.1:%d", n.SecurePort)
+	props = strings.Replace(props, "listeners="+plaintext, "listeners="+plaintext+","+secure, 1)
+	props = strings.Replace(props, "advertised.listeners="+plaintext, "advertised.listeners="+plaintext+","+secure, 1)
+	props = strings.Replace(props, "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL", 1)
+	var plainUsers strings.Builder
+	for user, pw := range s.Users {
+		fmt.Fprintf(&plainUsers, " user_%s=%q", user, pw)
+	}
+	return props + fmt.Sprintf(`sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.certificate.chain=%s
+listener.name.sasl_ssl.ssl.keystore.key=%s
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required%s;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+`, pemProp(s.CertFile), pemProp(s.KeyFile), plainUsers.String())
+}
+
+// pemProp is a PEM file's content as one properties value: each line ends
+// with an escaped newline and a line continuation.
+func pemProp(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines, "\\n\\\n")
 }
 
 // java runs a main class on the Kafka classpath in the foreground.
@@ -367,6 +435,26 @@ func tail(path string) string {
 
 // Addr is the node's broker address.
 func (n *Node) Addr() string { return "127.0.0.1:" + strconv.Itoa(n.BrokerPort) }
+
+// SecureAddr is the node's SASL_SSL listener address ("" without one).
+func (n *Node) SecureAddr() string {
+	if n.SecurePort == 0 {
+		return ""
+	}
+	return "127.0.0.1:" + strconv.Itoa(n.SecurePort)
+}
+
+// SecureBrokers returns every node's SASL_SSL address (nil without one).
+func (c *Cluster) SecureBrokers() []string {
+	if c.opts.SASLSSL == nil {
+		return nil
+	}
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.SecureAddr()
+	}
+	return out
+}
 
 // Brokers returns every node's broker address.
 func (c *Cluster) Brokers() []string {
@@ -474,4 +562,28 @@ func ConsumerGroups(ctx context.Context, cacheDir string, brokers []string, args
 		return string(out), fmt.Errorf("kafka-consumer-groups %s: %w\n%s%s", strings.Join(args, " "), err, out, stderr)
 	}
 	return string(out), nil
+}
+
+// ConsoleProducer runs Kafka's own kafka-console-producer (the Java client,
+// its default partitioner) against brokers: each line of input is
+// "key<TAB>value", produced to topic with acks=all. The reference for where
+// a Java producer puts a keyed record.
+func ConsoleProducer(ctx context.Context, cacheDir string, brokers []string, topic, input string) error {
+	if cacheDir == "" {
+		cacheDir = DefaultCacheDir()
+	}
+	libs, err := Resolve(ctx, cacheDir)
+	if err != nil {
+		return err
+	}
+	argv := []string{"-Xmx256m", "-Dlog4j2.configurationFile=" + filepath.Join(cacheDir, "log4j2.properties"),
+		"-Dkafka.logs.dir=" + os.TempDir(), "-cp", filepath.Join(libs, "*"),
+		"org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", strings.Join(brokers, ","), "--topic", topic,
+		"--property", "parse.key=true", "--property", "key.separator=\t", "--producer-property", "acks=all"}
+	cmd := exec.CommandContext(ctx, "java", argv...)
+	cmd.Stdin = strings.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kafka-console-producer: %w\n%s", err, out)
+	}
+	return nil
 }
