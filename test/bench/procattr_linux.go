@@ -1,0 +1,9 @@
+package main
+
+import "syscall"
+
+// sysProcAttr makes the kernel kill a child (broker, drain run, redis-server)
+// when the harness dies without cleaning up, so none outlives the run.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
