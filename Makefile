@@ -35,6 +35,25 @@ unit:
 integration:
 	$(GO) test -race -count=1 ./test/...
 
+## chaos: the fault-injection suite (test/chaos) in its long version —
+## kill -9 rounds over a 50 k-event stream, rebalance storm, 20 s Redis
+## outage, Redis restarted empty, 30 s sink outage + redrive, 10% poison
+## flood, slow shutdown — printing the invariant checker's summary per
+## scenario (lines starting with CHAOS). `make test` runs the short version.
+## Needs what `make test` needs (redis-server, java + mvn or
+## SHOPSTREAM_TEST_BROKERS). Then a short fuzzing pass over every fuzz target.
+FUZZTIME ?= 30s
+.PHONY: chaos
+chaos:
+	@mkdir -p bin
+	@echo "chaos suite (long): full log in bin/chaos.log"
+	@SHOPSTREAM_CHAOS=long $(GO) test -count=1 -v -timeout 90m ./test/chaos/ > bin/chaos.log 2>&1; rc=$$?; \
+	  grep -E 'CHAOS |^ *--- (PASS|FAIL|SKIP)|^(ok |FAIL|panic)|good records/s|KNOWN GAP|SIGTERM with|retries_exhausted on|redrive:' bin/chaos.log; exit $$rc
+	@for t in FuzzParseRunConfig:./cmd/shopstream FuzzParseDeadLetter:./admin FuzzDecode:./topics \
+	          FuzzDecodeStructured:./topics FuzzDecodeMatchesSchema:./topics; do \
+	  echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; done
+
 ## kafka: a real single-node Apache Kafka on a free port, until Ctrl-C.
 kafka:
 	$(GO) run ./test/realkafka/cmd/realkafka single
@@ -61,3 +80,22 @@ image:
 
 clean:
 	rm -rf bin
+
+## bench: Go micro-benchmarks of the hot paths (benchstat-friendly output,
+## also kept as test/bench/results/<time>-micro.txt), then the load harness
+## (test/bench), which prints one markdown table of shopstream vs a baseline
+## measured in the same run, writes it to test/bench/results/<time>.md and
+## fails when a scenario misses its target. Needs redis-server on PATH; about
+## 4 minutes on 2 cores. Not part of `make test`. For example:
+##   make bench BENCHFLAGS=-count=6     # more samples per benchmark, for benchstat
+##   make bench BENCHARGS='-quick -scenarios S1,S3 -cpuprofile -memprofile'
+BENCHFLAGS ?=
+BENCHARGS  ?=
+.PHONY: bench
+bench:
+	@mkdir -p test/bench/results
+	@out=test/bench/results/$$(date -u +%Y%m%dT%H%M%SZ)-micro.txt; \
+	{ $(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./topics/ ./ordering/ ./processor/ ./test/bench/ 2>&1; \
+	  echo $$? > $$out.rc; } | tee $$out; \
+	rc=$$(cat $$out.rc); rm -f $$out.rc; exit $$rc
+	$(GO) run ./test/bench $(BENCHARGS)

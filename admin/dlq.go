@@ -390,7 +390,12 @@ func parseDeadLetter(r *kgo.Record) DeadLetter {
 		d.OriginalOffset = n
 	}
 	if n, ok := integer(topics.HeaderOriginalTimestamp, 64); ok {
-		d.OriginalTimestamp = time.UnixMilli(n).UTC()
+		// Outside years 0–9999 a time has no RFC 3339 (JSON) form.
+		if ts := time.UnixMilli(n).UTC(); ts.Year() >= 0 && ts.Year() <= 9999 {
+			d.OriginalTimestamp = ts
+		} else {
+			problem(topics.HeaderOriginalTimestamp, "%d is not a plausible unix time in ms", n)
+		}
 	}
 	d.Group, _ = text(topics.HeaderGroup)
 	d.Error, _ = text(topics.HeaderError)

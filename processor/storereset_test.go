@@ -1,0 +1,119 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// mapVersions is an in-memory VersionStore that can be emptied or broken.
+type mapVersions struct {
+	mu   sync.Mutex
+	v    map[string]int64
+	down bool
+}
+
+func (m *mapVersions) Versions(_ context.Context, group string, subjects []string) ([]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, errors.New("connection refused")
+	}
+	out := make([]int64, len(subjects))
+	for i, s := range subjects {
+		out[i] = m.v[group+"|"+s]
+	}
+	return out, nil
+}
+
+func (m *mapVersions) Advance(_ context.Context, group string, subjects []string, versions []int64) ([]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, errors.New("connection refused")
+	}
+	out := make([]bool, len(subjects))
+	for i, s := range subjects {
+		if versions[i] > m.v[group+"|"+s] {
+			m.v[group+"|"+s], out[i] = versions[i], true
+		}
+	}
+	return out, nil
+}
+
+func TestStoreWatchDetectsAnEmptiedStore(t *testing.T) {
+	store := &mapVersions{v: map[string]int64{}}
+	reg := prometheus.NewRegistry()
+	p := &Processor{opts: Options{Versions: store, Registerer: reg}}
+	g := &group{p: p, id: "shopstream.inventory", log: zerolog.Nop()}
+	w := newStoreWatch(g)
+	other := newStoreWatch(&group{p: p, id: "shopstream.catalog", log: zerolog.Nop()}) // shares the metric
+	ctx := context.Background()
+	// resets returns the inventory group's count and the number of series.
+	series := 0
+	resets := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v float64
+		series = 0
+		for _, mf := range mfs {
+			if mf.GetName() != "shopstream_store_resets_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				series++
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "group" && l.GetValue() == g.id {
+						v = m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return v
+	}
+
+	store.down = true
+	w.check(ctx) // cannot arm while the store is down: not a reset
+	w.check(ctx)
+	store.down = false
+	w.check(ctx) // arms
+	w.check(ctx)
+	other.check(ctx)
+	if resets() != 0 {
+		t.Fatalf("resets %v before any reset", resets())
+	}
+	store.down = true
+	w.check(ctx) // an outage is not a reset
+	store.down = false
+	w.check(ctx)
+	if resets() != 0 {
+		t.Fatalf("an outage counted as a reset")
+	}
+
+	store.mu.Lock()
+	clear(store.v) // Redis restarted empty
+	store.mu.Unlock()
+	w.check(ctx)
+	if resets() != 1 {
+		t.Fatalf("resets %v after the store was emptied, want 1", resets())
+	}
+	w.check(ctx) // re-armed: counted once
+	if resets() != 1 {
+		t.Fatalf("resets %v, want the reset counted once", resets())
+	}
+	if resets(); series != 2 {
+		t.Fatalf("%d shopstream_store_resets_total series, want one per group", series)
+	}
+
+	var none *storeWatch
+	none.check(ctx) // a group without a version store
+	if newStoreWatch(&group{p: &Processor{opts: Options{Registerer: reg}}}) != nil {
+		t.Fatal("a watch without a version store")
+	}
+}
