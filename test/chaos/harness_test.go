@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/devstack"
+	"github.com/shopstream/shopstream/internal/kafkatest"
 	"github.com/shopstream/shopstream/internal/redistest"
 	"github.com/shopstream/shopstream/topics"
 )
@@ -65,8 +66,8 @@ func newStack(t *testing.T, b *backend, yaml string) *stack {
 			t.Fatal(err)
 		}
 	}
-	if b.real() {
-		s.brokers = b.shared
+	if b.Real() {
+		s.brokers = b.Shared
 		s.prefix = fmt.Sprintf("chaos%d-%d-", time.Now().UnixNano()%1e9, prefixSeq.Add(1))
 	} else {
 		k, err := devstack.StartKafka(context.Background(), devstack.KafkaOptions{Topics: []string{}})
@@ -90,14 +91,9 @@ func newStack(t *testing.T, b *backend, yaml string) *stack {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	resp, err := s.adm.CreateTopics(ctx, devstack.DefaultPartitions, -1, nil, names...)
-	if err == nil {
-		err = resp.Error()
+	if err := kafkatest.CreateTopics(ctx, s.adm, devstack.DefaultPartitions, names...); err != nil {
+		t.Fatal(err)
 	}
-	if err != nil {
-		t.Fatalf("create topics: %v", err)
-	}
-	s.waitLeaders(ctx, names)
 
 	for _, g := range devstack.DefaultGroups() {
 		g.Topic = s.prefix + g.Topic
@@ -122,32 +118,6 @@ func newStack(t *testing.T, b *backend, yaml string) *stack {
 	}
 	t.Cleanup(s.stopAll)
 	return s
-}
-
-func (s *stack) waitLeaders(ctx context.Context, names []string) {
-	for {
-		md, err := s.adm.Metadata(ctx, names...)
-		ready := err == nil
-		for _, n := range names {
-			td, ok := md.Topics[n]
-			if !ok || td.Err != nil || len(td.Partitions) != devstack.DefaultPartitions {
-				ready = false
-				break
-			}
-			for _, p := range td.Partitions {
-				if p.Leader < 0 || p.Err != nil {
-					ready = false
-				}
-			}
-		}
-		if ready {
-			return
-		}
-		if ctx.Err() != nil {
-			s.t.Fatalf("topics %v have no leaders: %v", names, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // generate makes the stream on a private kfake (devstack.Generate writes
@@ -395,7 +365,7 @@ func (s *stack) check(scenario string) devstack.Verdict {
 	m := &devstack.Manifest{Config: s.m.Config, Records: append([]devstack.Produced(nil), s.m.Records...)}
 	s.mu.Unlock()
 	v := devstack.Check(m, s.sim.Calls(), dlq, s.groups)
-	s.t.Logf("%s\n%s", summaryLine(scenario+"/"+s.b.name, m, v, len(dlq)), v)
+	s.t.Logf("%s\n%s", summaryLine(scenario+"/"+s.b.Name, m, v, len(dlq)), v)
 	return v
 }
 

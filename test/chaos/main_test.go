@@ -11,16 +11,13 @@
 package chaos
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/shopstream/shopstream/test/realkafka"
+	"github.com/shopstream/shopstream/internal/kafkatest"
 )
 
 // long is SHOPSTREAM_CHAOS=long: the full-size scenarios of `make chaos`.
@@ -29,13 +26,8 @@ var long = os.Getenv("SHOPSTREAM_CHAOS") == "long"
 // binary is the shopstream binary built once by TestMain.
 var binary string
 
-// backend is a Kafka the suite runs on.
-type backend struct {
-	name   string
-	shared []string // brokers of a real cluster; nil for kfake (one per scenario)
-}
-
-func (b *backend) real() bool { return b.shared != nil }
+// backend is a Kafka the suite runs on (internal/kafkatest).
+type backend = kafkatest.Backend
 
 var backends []*backend
 
@@ -56,58 +48,27 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 
-	mode := os.Getenv("SHOPSTREAM_TEST_KAFKA")
-	switch mode {
-	case "", "both", "kfake", "real":
-	default:
-		fmt.Fprintf(os.Stderr, "SHOPSTREAM_TEST_KAFKA=%q: want both (default), kfake or real\n", mode)
-		return 2
+	bs, stop, err := kafkatest.Setup("chaos suite", dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	if mode != "real" {
-		backends = append(backends, &backend{name: "kfake"})
-	}
-	if mode != "kfake" {
-		if addrs := os.Getenv("SHOPSTREAM_TEST_BROKERS"); addrs != "" {
-			fmt.Printf("chaos suite: real Kafka at %s (SHOPSTREAM_TEST_BROKERS)\n", addrs)
-			backends = append(backends, &backend{name: "kafka", shared: strings.Split(addrs, ",")})
-		} else {
-			kdir := filepath.Join(dir, "kafka")
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			c, err := realkafka.Start(ctx, realkafka.Options{Dir: kdir, Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
-			cancel()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "start a real Kafka for the chaos suite: %v\n(set SHOPSTREAM_TEST_BROKERS to use a running cluster, or SHOPSTREAM_TEST_KAFKA=kfake to run on kfake only)\n", err)
-				return 1
-			}
-			defer c.Stop()
-			fmt.Printf("chaos suite: Apache Kafka %s at %s\n", realkafka.Version, strings.Join(c.Brokers(), ","))
-			backends = append(backends, &backend{name: "kafka-" + realkafka.Version, shared: c.Brokers()})
-		}
-	}
+	defer stop()
+	backends = bs
 	return m.Run()
 }
 
 // eachBackend runs f on every backend; realToo false runs it on kfake only.
 func eachBackend(t *testing.T, realToo bool, f func(t *testing.T, b *backend)) {
 	for _, b := range backends {
-		if b.real() && !realToo {
+		if b.Real() && !realToo {
 			continue
 		}
-		t.Run(b.name, func(t *testing.T) { f(t, b) })
+		t.Run(b.Name, func(t *testing.T) { f(t, b) })
 	}
 }
 
-// eachRealBackend runs f on every real Kafka backend, or skips the test
-// (saying why) when SHOPSTREAM_TEST_KAFKA=kfake excluded real Kafka.
+// eachRealBackend runs f on every real Kafka backend (or skips, saying why).
 func eachRealBackend(t *testing.T, f func(t *testing.T, b *backend)) {
-	ran := false
-	for _, b := range backends {
-		if b.real() {
-			ran = true
-			t.Run(b.name, func(t *testing.T) { f(t, b) })
-		}
-	}
-	if !ran {
-		t.Skip("needs a real Kafka; SHOPSTREAM_TEST_KAFKA=kfake excluded it")
-	}
+	kafkatest.EachReal(t, backends, f)
 }

@@ -209,7 +209,7 @@ func TestAdminLagRunningGroup(t *testing.T) {
 				t.Errorf("partition %d: Lag says committed %d, the broker %d", pl.Partition, pl.Committed, c)
 			}
 		}
-		if b.real() {
+		if b.Real() {
 			current, end := describeGroup(t, e.brokers, group, topic)
 			for _, pl := range stopped.Partitions {
 				if c, ok := current[pl.Partition]; (ok && c != pl.Committed) || end[pl.Partition] != pl.End {

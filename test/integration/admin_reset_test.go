@@ -148,7 +148,7 @@ func TestAdminResetModes(t *testing.T) {
 		// The reference tool starts a JVM per run: run them four at a time
 		// while the plans are checked.
 		tool := make([]chan toolResult, len(cases))
-		if b.real() {
+		if b.Real() {
 			sem := make(chan struct{}, 4)
 			for i, c := range cases {
 				tool[i] = make(chan toolResult, 1)
@@ -187,7 +187,7 @@ func TestAdminResetModes(t *testing.T) {
 			if !mapsEqual(got, c.want) {
 				t.Errorf("%s: new offsets %v, want %v", c.name, got, c.want)
 			}
-			if b.real() {
+			if b.Real() {
 				res := <-tool[i]
 				switch {
 				case res.err != nil:
@@ -307,7 +307,7 @@ func TestAdminResetExecute(t *testing.T) {
 		if got := e.committed(group, topic); !mapsEqual(got, want) {
 			t.Errorf("committed after the reset %v, want %v", got, want)
 		}
-		if b.real() {
+		if b.Real() {
 			current, _ := describeGroup(t, e.brokers, group, topic)
 			if !mapsEqual(current, want) {
 				t.Errorf("kafka-consumer-groups --describe shows %v, want %v", current, want)

@@ -28,7 +28,7 @@ func TestBrokerLossOnThreeNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Stop)
-		e := newEnvSeeded(t, &backend{name: "cluster3", shared: c.Brokers()}, partitions,
+		e := newEnvSeeded(t, &backend{Name: "cluster3", Shared: c.Brokers()}, partitions,
 			topics.TopicInventory, topics.DLQTopic(topics.TopicInventory))
 
 		const skus, versions = 40, 60

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shopstream/shopstream/internal/kafkatest"
 	"github.com/shopstream/shopstream/internal/redistest"
 	"github.com/shopstream/shopstream/ordering"
 	"github.com/shopstream/shopstream/processor"
@@ -50,7 +51,7 @@ func newEnv(t *testing.T, b *backend, topicNames ...string) *env {
 func newEnvSeeded(t *testing.T, b *backend, parts int32, seed ...string) *env {
 	t.Helper()
 	e := &env{t: t, backend: b, prefix: testPrefix(t)}
-	e.brokers = b.brokers(t)
+	e.brokers = b.Brokers(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -89,35 +90,8 @@ func (e *env) createTopics(parts int32, bases ...string) {
 	for i, b := range bases {
 		names[i] = e.topic(b)
 	}
-	resp, err := e.admin.CreateTopics(ctx, parts, -1, nil, names...)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		e.t.Fatalf("create topics %v: %v", names, err)
-	}
-	for {
-		md, err := e.admin.Metadata(ctx, names...)
-		ready := err == nil
-		for _, n := range names {
-			td, ok := md.Topics[n]
-			if !ok || td.Err != nil || len(td.Partitions) != int(parts) {
-				ready = false
-				break
-			}
-			for _, p := range td.Partitions {
-				if p.Leader < 0 || p.Err != nil {
-					ready = false
-				}
-			}
-		}
-		if ready {
-			return
-		}
-		if ctx.Err() != nil {
-			e.t.Fatalf("topics %v have no leaders: %v", names, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := kafkatest.CreateTopics(ctx, e.admin, parts, names...); err != nil {
+		e.t.Fatal(err)
 	}
 }
 
