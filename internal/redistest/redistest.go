@@ -84,40 +84,51 @@ type Options struct {
 // StartWith is Start with TLS and ACL users.
 func StartWith(tb testing.TB, opts Options) *Server {
 	tb.Helper()
+	s, err := Launch(tb.TempDir(), opts)
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	s.tb = tb
+	tb.Cleanup(s.Kill)
+	return s
+}
+
+// Launch starts a redis-server like StartWith, for code without a
+// testing.TB (the benchmark harness): dir holds its files, errors are
+// returned, and the caller stops it with Stop or Kill. Start and Restart
+// are for servers from Start and StartWith only.
+func Launch(dir string, opts Options) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		tb.Fatalf("redistest: redis-server not found on PATH (%v); install Debian's redis-server package: apt-get install -y redis-server", err)
+		return nil, fmt.Errorf("redis-server not found on PATH (%v); install Debian's redis-server package: apt-get install -y redis-server", err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), opts: opts}
+	s := &Server{bin: bin, dir: dir, opts: opts}
 	if opts.TLS {
 		ca, err := testcert.NewCA("redistest CA")
 		if err != nil {
-			tb.Fatalf("redistest: %v", err)
+			return nil, err
 		}
 		files, err := ca.WriteFiles(s.dir, "127.0.0.1", "localhost")
 		if err != nil {
-			tb.Fatalf("redistest: %v", err)
+			return nil, err
 		}
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(ca.PEM)
 		s.ca = files.CA
 		s.tls = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 	}
-	tb.Cleanup(s.Kill)
-
 	var lastErr error
 	for range portAttempts {
 		port, err := freePort()
 		if err != nil {
-			tb.Fatalf("redistest: pick a free port: %v", err)
+			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
 		s.port = port
 		if lastErr = s.start(); lastErr == nil {
-			return s
+			return s, nil
 		}
 	}
-	tb.Fatalf("redistest: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
 // Addr returns the server's host:port, for example "127.0.0.1:6399". It stays

@@ -42,12 +42,12 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 	}
 	var fence processor.VersionStore
 	if doS2 {
-		srv, err := startRedis()
+		srv, stopRedis, err := startRedis()
 		if err != nil {
 			return nil, nil, err
 		}
-		defer srv.Close()
-		rdb := redis.NewClient(&redis.Options{Addr: srv.addr})
+		defer stopRedis()
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 		defer rdb.Close()
 		fence = ordering.NewVersionFence(rdb)
 	}

@@ -38,12 +38,12 @@ func runS5(ctx context.Context, c *config) ([]row, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := startRedis()
+	srv, stopRedis, err := startRedis()
 	if err != nil {
 		return nil, nil, err
 	}
-	defer srv.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.addr})
+	defer stopRedis()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	sk, err := startSink(sinkLatency)
 	if err != nil {
