@@ -96,8 +96,16 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 	return next, true
 }
 
-// find returns the window index of offset, or -1.
+// find returns the window index of offset, or -1. Offsets are usually
+// dense (no gaps but those of compaction and transaction markers), so the
+// offset's distance from the window's start is tried first.
 func (p *Partition[T]) find(offset int64) int {
+	if len(p.window) == 0 {
+		return -1
+	}
+	if d := offset - p.window[0].Offset; d >= 0 && d < int64(len(p.window)) && p.window[d].Offset == offset {
+		return int(d)
+	}
 	i := sort.Search(len(p.window), func(i int) bool { return p.window[i].Offset >= offset })
 	if i == len(p.window) || p.window[i].Offset != offset {
 		return -1

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // batcher merges concurrent single-item store calls into one batch call
@@ -16,8 +17,8 @@ type batcher[Q, R any] struct {
 }
 
 type pendingCall[Q, R any] struct {
-	q    Q
-	r    R
+	qs   []Q
+	rs   []R
 	err  error
 	done chan struct{}
 }
@@ -31,53 +32,81 @@ func newBatcher[Q, R any](max int, run func(ctx context.Context, qs []Q) ([]R, e
 
 // do queues q and waits for its result, or for ctx.
 func (b *batcher[Q, R]) do(ctx context.Context, q Q) (R, error) {
-	c := &pendingCall[Q, R]{q: q, done: make(chan struct{})}
-	var zero R
+	rs, err := b.doMany(ctx, []Q{q})
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return rs[0], nil
+}
+
+// doMany queues qs, which stay together in one batch, and waits for their
+// results (in the order of qs), or for ctx.
+func (b *batcher[Q, R]) doMany(ctx context.Context, qs []Q) ([]R, error) {
+	if len(qs) == 0 {
+		return nil, nil
+	}
+	c := &pendingCall[Q, R]{qs: qs, done: make(chan struct{})}
 	select {
 	case b.reqs <- c:
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		return nil, ctx.Err()
 	}
 	select {
 	case <-c.done:
-		return c.r, c.err
+		return c.rs, c.err
 	case <-ctx.Done():
-		return zero, ctx.Err() // the batch may still run; its result is dropped
+		return nil, ctx.Err() // the batch may still run; its result is dropped
 	}
 }
 
 // loop executes batches until ctx ends; its owner runs it in a goroutine.
+// A batch takes queued calls while their items fit in max (a single call
+// larger than max runs alone).
 func (b *batcher[Q, R]) loop(ctx context.Context) {
 	batch := make([]*pendingCall[Q, R], 0, b.max)
 	qs := make([]Q, 0, b.max)
+	var held *pendingCall[Q, R] // taken from the queue but did not fit the last batch
 	for {
 		batch, qs = batch[:0], qs[:0]
-		select {
-		case c := <-b.reqs:
-			batch = append(batch, c)
-		case <-ctx.Done():
-			b.drain()
-			return
+		c := held
+		held = nil
+		if c == nil {
+			select {
+			case c = <-b.reqs:
+			case <-ctx.Done():
+				b.drain()
+				return
+			}
 		}
+		batch = append(batch, c)
+		qs = append(qs, c.qs...)
 	more:
-		for len(batch) < b.max {
+		for len(qs) < b.max {
 			select {
 			case c := <-b.reqs:
+				if len(qs)+len(c.qs) > b.max {
+					held = c
+					break more
+				}
 				batch = append(batch, c)
+				qs = append(qs, c.qs...)
 			default:
 				break more
 			}
 		}
-		for _, c := range batch {
-			qs = append(qs, c.q)
-		}
 		rs, err := b.run(ctx, qs)
-		for i, c := range batch {
+		if err == nil && len(rs) != len(qs) {
+			err = fmt.Errorf("store returned %d results for %d items", len(rs), len(qs))
+		}
+		at := 0
+		for _, c := range batch {
 			if err != nil {
 				c.err = err
 			} else {
-				c.r = rs[i]
+				c.rs = rs[at : at+len(c.qs) : at+len(c.qs)]
 			}
+			at += len(c.qs)
 			close(c.done)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -86,7 +87,7 @@ func TestBatcherErrorsAndStop(t *testing.T) {
 	}
 	cancel()
 	<-loopDone
-	b.reqs <- &pendingCall[string, bool]{q: "late", done: make(chan struct{})}
+	b.reqs <- &pendingCall[string, bool]{qs: []string{"late"}, done: make(chan struct{})}
 	late := <-b.reqs
 	b.reqs <- late
 	b.drain()
@@ -98,5 +99,51 @@ func TestBatcherErrorsAndStop(t *testing.T) {
 	ccancel()
 	if _, err := b.do(cctx, "x"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled caller got %v", err)
+	}
+}
+
+// A multi-item call stays together, is merged with others while they fit,
+// and gets exactly its own results back; one larger than max runs alone.
+func TestBatcherDoMany(t *testing.T) {
+	var sizes []int
+	b := newBatcher(4, func(_ context.Context, qs []int) ([]int, error) {
+		sizes = append(sizes, len(qs))
+		out := make([]int, len(qs))
+		for i, q := range qs {
+			out[i] = q * 10
+		}
+		return out, nil
+	})
+	// Queue before the loop runs so that the merge is deterministic.
+	calls := []*pendingCall[int, int]{
+		{qs: []int{1, 2}, done: make(chan struct{})},
+		{qs: []int{3}, done: make(chan struct{})},
+		{qs: []int{4, 5}, done: make(chan struct{})}, // does not fit: next batch
+		{qs: []int{6, 7, 8, 9, 10}, done: make(chan struct{})},
+	}
+	for _, c := range calls {
+		b.reqs <- c
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() { b.loop(ctx); close(loopDone) }()
+	for _, c := range calls {
+		<-c.done
+		if c.err != nil {
+			t.Fatalf("call %v: %v", c.qs, c.err)
+		}
+		for i, q := range c.qs {
+			if c.rs[i] != q*10 {
+				t.Errorf("call %v: result %d is %d, want %d", c.qs, i, c.rs[i], q*10)
+			}
+		}
+	}
+	cancel()
+	<-loopDone
+	if want := []int{3, 2, 5}; !slices.Equal(sizes, want) {
+		t.Errorf("batch sizes %v, want %v", sizes, want)
+	}
+	if rs, err := b.doMany(context.Background(), nil); rs != nil || err != nil {
+		t.Errorf("empty doMany = %v, %v", rs, err)
 	}
 }

@@ -65,12 +65,19 @@ type group struct {
 	parts     map[int32]*partState
 	ready     []task
 	readyCond *sync.Cond    // signalled when ready grows or workers must stop
+	idle      int           // workers waiting on readyCond
 	stopping  bool          // shutdown: start nothing new
+	halting   atomic.Bool   // stopping, readable without mu
 	quit      bool          // workers exit
 	pending   int           // records fetched and not finished
 	running   int           // records being handled
 	pausers   int           // workers waiting for the store; > 0 pauses fetching
 	changed   chan struct{} // closed on the next state change; nil while nobody waits
+
+	// recordCost is the moving average of a record's handling time in
+	// nanoseconds, which sizes the chunks workers take (chunk.go).
+	recordCost atomic.Int64
+	fence      fenceCache
 
 	// Metric handles resolved once, off the per-record path.
 	outcomes    map[string]prometheus.Counter
@@ -86,11 +93,12 @@ type partState struct {
 	sched     *ordering.Partition[*work]
 	ctx       context.Context
 	cancel    context.CancelFunc
-	draining  bool  // revoked: start nothing new
-	discarded bool  // gone: finishing records change nothing
-	running   int   // records of this partition being handled
-	committed int64 // last committed offset, -1 if none
-	hw        int64 // high watermark from the last fetch, -1 if unknown
+	draining  bool        // revoked: start nothing new
+	discarded bool        // gone: finishing records change nothing
+	halted    atomic.Bool // draining or discarded, readable without mu
+	running   int         // records of this partition being handled
+	committed int64       // last committed offset, -1 if none
+	hw        int64       // high watermark from the last fetch, -1 if unknown
 }
 
 type task struct {
@@ -125,6 +133,7 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		parts: make(map[int32]*partState),
 	}
 	g.readyCond = sync.NewCond(&g.mu)
+	g.recordCost.Store(initialRecordCost)
 	g.bindMetrics()
 	g.store = newGroupStore(g.id, cfg.Idempotency, p.opts.Versions, p.opts.IDs)
 	g.workCtx, g.cancelWork = context.WithCancel(context.Background())
@@ -289,6 +298,8 @@ func (g *group) notifyLocked() {
 func (g *group) dispatch(fetches kgo.Fetches) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	released := 0
+	defer func() { g.wakeLocked(released + max(g.chunkSizeLocked(), 1)) }()
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if fp.Topic != g.cfg.Topic {
 			return
@@ -300,7 +311,8 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 		if fp.HighWatermark >= 0 {
 			ps.hw = fp.HighWatermark
 		}
-		for _, r := range fp.Records {
+		ws := make([]work, len(fp.Records)) // one allocation per partition fetch
+		for i, r := range fp.Records {
 			if next, ok := ps.sched.Next(); ok && r.Offset < next {
 				// kgo rewound the cursor without a revoke (data-loss
 				// detection, offset reset): start a fresh schedule; what
@@ -311,11 +323,12 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 				ps = g.newPartLocked(fp.Partition)
 			}
 			g.pending++
-			w := &work{rec: r}
+			w := &ws[i]
+			w.rec = r
 			it := ordering.Item[*work]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: orderingKey(r), Value: w}
 			if ps.sched.Add(it) {
 				g.ready = append(g.ready, task{part: ps, w: w})
-				g.readyCond.Signal()
+				released++
 			}
 		}
 	})
@@ -399,55 +412,6 @@ func (g *group) supersededLocked(ps *partState, next ordering.Item[*work]) bool 
 	return false
 }
 
-func (g *group) worker() {
-	for {
-		g.mu.Lock()
-		for len(g.ready) == 0 && !g.quit {
-			g.readyCond.Wait()
-		}
-		if g.quit {
-			g.mu.Unlock()
-			return
-		}
-		t := g.ready[0]
-		g.ready[0] = task{}
-		g.ready = g.ready[1:]
-		if t.part.draining || t.part.discarded || g.stopping {
-			// Not started: it stays unfinished and is read again later.
-			g.mu.Unlock()
-			continue
-		}
-		t.part.running++
-		g.running++
-		g.mu.Unlock()
-		g.inflight.Inc()
-
-		finished := g.process(t.part.ctx, t.part.num, t.w)
-
-		g.inflight.Dec()
-		g.mu.Lock()
-		t.part.running--
-		g.running--
-		if finished && !t.part.discarded {
-			g.pending--
-			next, ok := t.part.sched.Done(t.w.rec.Offset)
-			for ok && g.supersededLocked(t.part, next) {
-				// A later absolute update of the same thing waits behind
-				// it: applying this one would only be overwritten.
-				g.pending--
-				g.count(OutcomeSkippedStale)
-				next, ok = t.part.sched.Done(next.Offset)
-			}
-			if ok {
-				g.ready = append(g.ready, task{part: t.part, w: next.Value})
-				g.readyCond.Signal()
-			}
-		}
-		g.notifyLocked()
-		g.mu.Unlock()
-	}
-}
-
 // waitIdle waits until no record of parts is running (of the whole group
 // when all is set), or timeout passes; it reports whether they became idle.
 func (g *group) waitIdle(all bool, parts []*partState, timeout time.Duration) bool {
@@ -486,6 +450,7 @@ func (g *group) drain() {
 	g.cl.PauseFetchTopics(g.cfg.Topic)
 	g.mu.Lock()
 	g.stopping = true
+	g.halting.Store(true)
 	inflight := g.running
 	g.mu.Unlock()
 	g.log.Info().Int("inflight", inflight).Dur("deadline", g.p.opts.DrainTimeout).Msg("draining")
@@ -536,6 +501,7 @@ func (g *group) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][
 	g.mu.Lock()
 	for _, ps := range parts {
 		ps.draining = true // no new starts; the commit loop skips them
+		ps.halted.Store(true)
 	}
 	g.mu.Unlock()
 	if !g.waitIdle(false, parts, g.p.opts.RevokeTimeout) {
@@ -578,10 +544,16 @@ func (g *group) discard(parts []*partState) {
 		g.discardLocked(ps)
 	}
 	g.notifyLocked()
+	// Entries learnt under these assignments never match again; drop them
+	// all (a rebalance is rare) rather than keep the discarded state alive.
+	g.fence.mu.Lock()
+	g.fence.m = nil
+	g.fence.mu.Unlock()
 }
 
 func (g *group) discardLocked(ps *partState) {
 	ps.discarded = true
+	ps.halted.Store(true)
 	ps.cancel()
 	g.pending -= ps.sched.Outstanding()
 	if g.parts[ps.num] == ps {

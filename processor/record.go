@@ -12,35 +12,37 @@ import (
 	"github.com/shopstream/shopstream/topics"
 )
 
-// process takes one record to a final state: applied, skipped, filtered or
-// acknowledged on its dead-letter topic, and reports true. It reports false
-// when ctx ended first; the record then stays uncommitted.
-func (g *group) process(ctx context.Context, partition int32, w *work) bool {
-	rec := w.rec
-	if !g.mine(rec) {
-		// A redriven record belongs to the group that failed it.
-		g.count(OutcomeFiltered)
-		return true
-	}
-	ev, err := w.event(g.cfg.Domain)
-	if err != nil {
-		return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPoison, 0)
-	}
-	if g.cfg.Idempotency == IdempotencyFence && ev.Version < 1 {
-		err := fmt.Errorf("event %s has no version; the version fence needs one", ev.ID)
-		return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPermanent, 0)
-	}
-	// The retry budget counts handler calls and backoff waits, not time
-	// spent waiting for Redis: an outage must not dead-letter records.
-	var spent time.Duration
+// retryRecord takes a record whose first attempt failed with a retryable
+// error (runChunk) to a final state — applied, skipped, filtered or
+// acknowledged on its dead-letter topic — or abandons it when its context
+// ends first (it then stays uncommitted). Backoff waits follow the group's
+// retry policy; the budget counts handler calls and backoff waits, not time
+// spent waiting for Redis: an outage must not dead-letter records.
+func (g *group) retryRecord(r *retry) result {
+	ctx, partition, rec, ev := r.t.part.ctx, r.t.part.num, r.t.w.rec, r.ev
+	err, spent := r.err, r.spent
 	for attempt := 1; ; attempt++ {
-		skip, err := g.admit(ctx, ev)
-		if err != nil {
-			return false
+		wait := g.cfg.Retry.backoff(attempt)
+		if ra, ok := RetryAfterOf(err); ok && ra > wait {
+			wait = ra
+		}
+		if attempt >= g.cfg.Retry.MaxAttempts || spent+wait > g.cfg.Retry.MaxElapsed {
+			return g.deadLetterResult(r.t, err, topics.ErrorClassRetriesExhausted, attempt)
+		}
+		g.retried.Inc()
+		g.stats.retried.Add(1)
+		g.log.Debug().Err(err).Str("key", ev.Subject).Int("attempt", attempt).Dur("backoff", wait).Msg("retrying")
+		if !sleep(ctx, wait) {
+			return abandoned
+		}
+		spent += wait
+		skip, serr := g.admit(ctx, ev)
+		if serr != nil {
+			return abandoned
 		}
 		if skip != "" {
 			g.count(skip)
-			return true
+			return finished
 		}
 		callStart := time.Now()
 		err = g.call(ctx, ev)
@@ -48,32 +50,21 @@ func (g *group) process(ctx context.Context, partition int32, w *work) bool {
 		switch {
 		case err == nil:
 			if err := g.applied(ctx, ev); err != nil {
-				return false
+				return abandoned
 			}
 			g.count(OutcomeApplied)
-			return true
+			return finished
 		case errors.Is(err, ErrFiltered):
 			g.count(OutcomeFiltered)
-			return true
+			return finished
 		case ctx.Err() != nil:
-			return false
+			return abandoned
 		case IsPermanent(err) || topics.IsPoison(err):
-			return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPermanent, attempt)
+			if g.deadLetter(ctx, partition, rec, err, topics.ErrorClassPermanent, attempt+1) {
+				return finished
+			}
+			return abandoned
 		}
-		wait := g.cfg.Retry.backoff(attempt)
-		if ra, ok := RetryAfterOf(err); ok && ra > wait {
-			wait = ra
-		}
-		if attempt >= g.cfg.Retry.MaxAttempts || spent+wait > g.cfg.Retry.MaxElapsed {
-			return g.deadLetter(ctx, partition, rec, err, topics.ErrorClassRetriesExhausted, attempt)
-		}
-		g.retried.Inc()
-		g.stats.retried.Add(1)
-		g.log.Debug().Err(err).Str("key", ev.Subject).Int("attempt", attempt).Dur("backoff", wait).Msg("retrying")
-		if !sleep(ctx, wait) {
-			return false
-		}
-		spent += wait
 	}
 }
 

@@ -1,0 +1,461 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shopstream/shopstream/topics"
+)
+
+// Workers take ready records in chunks: one lock round trip settles the
+// previous chunk (marks its records finished, releases the next record of
+// each key) and takes the next one, and one store call checks, and one
+// advances, the fence or dedupe state of a whole chunk. A chunk holds only
+// records that may run now — at most one per key — so chunking never
+// changes the per-key order; it changes how often workers meet on the group
+// mutex and on Redis.
+//
+// The chunk size adapts to the cost of a record: chunks aim at
+// chunkTarget of work, so a fast sink gets chunks of up to maxChunk records
+// (the lock and the store round trip are shared by all of them) and a slow
+// one chunks of one (a record never waits behind another's sink call). A
+// record whose handler fails with a retryable error ends its chunk: the
+// records after it go back to the ready queue for other workers, and the
+// worker retries it alone, so backoff never holds up other keys.
+const (
+	maxChunk          = 64
+	chunkTarget       = 200 * time.Microsecond
+	initialRecordCost = int64(time.Millisecond)
+)
+
+// result is what became of one record of a chunk.
+type result uint8
+
+const (
+	// abandoned: not finished (its partition was revoked or lost, or the
+	// group is shutting down); it stays uncommitted and is read again.
+	abandoned result = iota
+	finished         // applied, skipped, filtered or dead-lettered
+	returned         // not started: back to the ready queue
+	retrying         // failed once; the worker retries it alone
+)
+
+// retry is a record whose first attempt failed with a retryable error.
+type retry struct {
+	t     task
+	ev    *topics.Event
+	err   error
+	spent time.Duration
+}
+
+// worker runs chunks until the group quits.
+func (g *group) worker() {
+	var (
+		chunk []task
+		res   []result
+		held  *retry
+		buf   chunkBuf
+	)
+	for {
+		g.mu.Lock()
+		g.settleLocked(chunk, res)
+		chunk, res = chunk[:0], res[:0]
+		if held != nil {
+			// Still counted as running: drain and revoke wait for it.
+			g.mu.Unlock()
+			r := held
+			held = nil
+			chunk = append(chunk, r.t)
+			res = append(res, g.retryRecord(r))
+			continue
+		}
+		for len(g.ready) == 0 && !g.quit {
+			g.idle++
+			g.readyCond.Wait()
+			g.idle--
+		}
+		if g.quit {
+			g.mu.Unlock()
+			return
+		}
+		chunk = g.takeLocked(chunk)
+		g.mu.Unlock()
+		if len(chunk) == 0 {
+			continue
+		}
+		res = append(res, make([]result, len(chunk))...)
+		start := time.Now()
+		g.inflight.Add(float64(len(chunk)))
+		held = g.runChunk(chunk, res, &buf)
+		g.inflight.Sub(float64(len(chunk)))
+		g.observeCost(len(chunk), time.Since(start))
+	}
+}
+
+// chunkSizeLocked is how many ready records a worker takes at once.
+func (g *group) chunkSizeLocked() int {
+	k := int(int64(chunkTarget) / max(g.recordCost.Load(), 1))
+	return min(max(k, 1), maxChunk, len(g.ready))
+}
+
+// observeCost folds a chunk's time per record into the group's estimate
+// (an exponential moving average; concurrent updates may drop one, which
+// only slows the average down).
+func (g *group) observeCost(n int, d time.Duration) {
+	per := int64(d) / int64(n)
+	old := g.recordCost.Load()
+	g.recordCost.Store(old + (per-old)/8)
+}
+
+// takeLocked moves up to one chunk of ready records into chunk, dropping
+// those that must not start (their partition is being revoked or is gone,
+// or the group is shutting down: they stay unfinished and are read again).
+func (g *group) takeLocked(chunk []task) []task {
+	k := g.chunkSizeLocked()
+	i := 0
+	for ; i < len(g.ready) && len(chunk) < k; i++ {
+		t := g.ready[i]
+		g.ready[i] = task{}
+		if t.part.draining || t.part.discarded || g.stopping {
+			continue
+		}
+		t.part.running++
+		g.running++
+		chunk = append(chunk, t)
+	}
+	g.ready = g.ready[i:]
+	if len(g.ready) == 0 {
+		g.ready = g.ready[:0:0] // let a drained queue's backing array go
+	}
+	return chunk
+}
+
+// settleLocked records what became of a chunk: finished records are marked
+// done in their partition's schedule (releasing the next record of their
+// key, or skipping it when a later version supersedes it), records not
+// started go back to the front of the ready queue, and a retrying record
+// stays running with its worker.
+func (g *group) settleLocked(chunk []task, res []result) {
+	if len(chunk) == 0 {
+		return
+	}
+	var back []task
+	released := 0
+	for i, t := range chunk {
+		switch res[i] {
+		case retrying:
+			continue
+		case returned:
+			back = append(back, t)
+		}
+		t.part.running--
+		g.running--
+		if res[i] != finished || t.part.discarded {
+			continue
+		}
+		g.pending--
+		next, ok := t.part.sched.Done(t.w.rec.Offset)
+		for ok && g.supersededLocked(t.part, next) {
+			// A later absolute update of the same thing waits behind
+			// it: applying this one would only be overwritten.
+			g.pending--
+			g.count(OutcomeSkippedStale)
+			next, ok = t.part.sched.Done(next.Offset)
+		}
+		if ok {
+			g.ready = append(g.ready, task{part: t.part, w: next.Value})
+			released++
+		}
+	}
+	if len(back) > 0 {
+		g.ready = append(back, g.ready...)
+		released += len(back)
+	}
+	g.wakeLocked(released)
+	g.notifyLocked()
+}
+
+// wakeLocked wakes enough idle workers for n newly ready records. The
+// caller, a worker, takes a chunk itself; dispatch passes n+chunk size.
+func (g *group) wakeLocked(n int) {
+	k := max(g.chunkSizeLocked(), 1)
+	for w := min((n-1)/k, g.idle); w > 0; w-- {
+		g.readyCond.Signal()
+	}
+}
+
+// chunkBuf holds a worker's scratch slices, reused from chunk to chunk.
+type chunkBuf struct {
+	evs      []*topics.Event
+	subjects []string
+	versions []int64
+	idx      []int
+}
+
+// halted reports whether t must not start: its partition is being revoked
+// or is gone, or the group is shutting down.
+func (g *group) halted(t task) bool {
+	return t.part.halted.Load() || g.halting.Load()
+}
+
+// runChunk takes each record of chunk as far as it goes and writes the
+// outcome to res. It returns the record to retry, if one failed with a
+// retryable error (the records after it are returned, not started).
+func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
+	b.evs = append(b.evs[:0], make([]*topics.Event, len(chunk))...)
+	evs := b.evs
+	// Decode and validate; the poison, the versionless and the records
+	// redriven for another group finish here.
+	for i, t := range chunk {
+		if g.halted(t) {
+			continue // abandoned
+		}
+		if !g.mine(t.w.rec) {
+			// A redriven record belongs to the group that failed it.
+			g.count(OutcomeFiltered)
+			res[i] = finished
+			continue
+		}
+		ev, err := t.w.event(g.cfg.Domain)
+		if err != nil {
+			res[i] = g.deadLetterResult(t, err, topics.ErrorClassPoison, 0)
+			continue
+		}
+		if g.cfg.Idempotency == IdempotencyFence && ev.Version < 1 {
+			err := fmt.Errorf("event %s has no version; the version fence needs one", ev.ID)
+			res[i] = g.deadLetterResult(t, err, topics.ErrorClassPermanent, 0)
+			continue
+		}
+		evs[i] = ev
+	}
+	if !g.admitChunk(chunk, res, evs, b) {
+		return nil // the group's work context ended while Redis was down
+	}
+	// Handle, in chunk order; collect what succeeded for one store call.
+	applied := b.idx[:0]
+	var held *retry
+	for i, t := range chunk {
+		ev := evs[i]
+		if ev == nil || res[i] != abandoned {
+			continue // finished above, or abandoned before it started
+		}
+		if held != nil {
+			res[i] = returned
+			continue
+		}
+		if g.halted(t) {
+			continue
+		}
+		ctx := t.part.ctx
+		start := time.Now()
+		err := g.call(ctx, ev)
+		switch {
+		case err == nil:
+			applied = append(applied, i)
+		case errors.Is(err, ErrFiltered):
+			g.count(OutcomeFiltered)
+			res[i] = finished
+		case ctx.Err() != nil:
+			// abandoned
+		case IsPermanent(err) || topics.IsPoison(err):
+			res[i] = g.deadLetterResult(t, err, topics.ErrorClassPermanent, 1)
+		default:
+			held = &retry{t: t, ev: ev, err: err, spent: time.Since(start)}
+			res[i] = retrying
+		}
+	}
+	b.idx = applied
+	g.appliedChunk(chunk, res, evs, applied, b)
+	return held
+}
+
+// deadLetterResult dead-letters t's record and returns its result.
+func (g *group) deadLetterResult(t task, cause error, class string, attempts int) result {
+	if g.deadLetter(t.part.ctx, t.part.num, t.w.rec, cause, class, attempts) {
+		return finished
+	}
+	return abandoned
+}
+
+// admitChunk checks the fence or dedupe state of every decoded record of
+// the chunk that is still undecided, with one store call, and finishes the
+// stale and duplicate ones. A record the fence cache already proves stale
+// is skipped without a round trip; every record that is to be applied is
+// checked against Redis, so that nothing is applied while Redis is
+// unreachable (the group pauses instead). It reports false if the group's
+// work context ended first (a Redis outage outlived the drain deadline):
+// every undecided record is then abandoned.
+func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *chunkBuf) bool {
+	if g.cfg.Idempotency == IdempotencyNone {
+		return true
+	}
+	fence := g.cfg.Idempotency == IdempotencyFence
+	idx, keys, cached := b.idx[:0], b.subjects[:0], b.versions[:0]
+	if fence {
+		g.fence.mu.Lock()
+	}
+	for i, ev := range evs {
+		if ev == nil || res[i] != abandoned {
+			continue
+		}
+		if !fence {
+			idx, keys = append(idx, i), append(keys, ev.ID)
+			continue
+		}
+		v, _ := g.fence.getLocked(ev.Subject, chunk[i].part)
+		if ev.Version <= v {
+			g.count(OutcomeSkippedStale)
+			res[i] = finished
+			continue
+		}
+		idx, keys, cached = append(idx, i), append(keys, ev.Subject), append(cached, v)
+	}
+	if fence {
+		g.fence.mu.Unlock()
+	}
+	b.idx, b.subjects, b.versions = idx, keys, cached
+	if len(idx) == 0 {
+		return true
+	}
+	if !fence {
+		var seen []bool
+		if g.withStore(g.workCtx, func(ctx context.Context) (err error) {
+			seen, err = g.store.seen.doMany(ctx, keys)
+			return err
+		}) != nil {
+			return false
+		}
+		for j, i := range idx {
+			if seen[j] {
+				g.count(OutcomeSkippedDuplicate)
+				res[i] = finished
+			}
+		}
+		return true
+	}
+	var stored []int64
+	if g.withStore(g.workCtx, func(ctx context.Context) (err error) {
+		stored, err = g.store.versions.doMany(ctx, keys)
+		return err
+	}) != nil {
+		return false
+	}
+	g.fence.mu.Lock()
+	for j, i := range idx {
+		// A stored version below the cached one means the store lost what
+		// this process wrote (Redis restarted empty): the cache still
+		// knows better.
+		v := max(stored[j], cached[j])
+		g.fence.putLocked(keys[j], chunk[i].part, v)
+		if evs[i].Version <= v {
+			g.count(OutcomeSkippedStale)
+			res[i] = finished
+		}
+	}
+	g.fence.mu.Unlock()
+	return true
+}
+
+// appliedChunk advances the fence (or marks the ids) of the records whose
+// handler succeeded, with one store call, and finishes them. If the group's
+// work context ends first (Redis down past the drain deadline) they stay
+// unfinished: they were applied, and will be applied again after a restart
+// (at-least-once), never skipped.
+func (g *group) appliedChunk(chunk []task, res []result, evs []*topics.Event, applied []int, b *chunkBuf) {
+	if len(applied) == 0 {
+		return
+	}
+	var err error
+	switch g.cfg.Idempotency {
+	case IdempotencyFence:
+		subjects, versions := b.subjects[:0], b.versions[:0]
+		for _, i := range applied {
+			subjects = append(subjects, evs[i].Subject)
+			versions = append(versions, evs[i].Version)
+		}
+		b.subjects, b.versions = subjects, versions
+		reqs := make([]advanceReq, len(applied))
+		for j := range applied {
+			reqs[j] = advanceReq{subject: subjects[j], version: versions[j]}
+		}
+		var moved []bool
+		err = g.withStore(g.workCtx, func(ctx context.Context) (err error) {
+			moved, err = g.store.advance.doMany(ctx, reqs)
+			return err
+		})
+		if err == nil {
+			g.fence.mu.Lock()
+			for j, i := range applied {
+				if moved[j] {
+					g.fence.putLocked(subjects[j], chunk[i].part, versions[j])
+				} else {
+					// Someone else (an earlier owner still finishing)
+					// stored a higher version: ask Redis next time.
+					g.fence.forgetLocked(subjects[j])
+				}
+			}
+			g.fence.mu.Unlock()
+		}
+	case IdempotencyDedupe:
+		ids := b.subjects[:0]
+		for _, i := range applied {
+			ids = append(ids, evs[i].ID)
+		}
+		b.subjects = ids
+		err = g.withStore(g.workCtx, func(ctx context.Context) error {
+			_, err := g.store.mark.doMany(ctx, ids)
+			return err
+		})
+	}
+	if err != nil {
+		return
+	}
+	for _, i := range applied {
+		g.count(OutcomeApplied)
+		res[i] = finished
+	}
+}
+
+// fenceCacheMax bounds a group's fence cache; when full it starts over.
+const fenceCacheMax = 100_000
+
+// fenceCache holds, per subject, the version this process last read from or
+// stored in the fence, tied to the partition assignment it was learnt under.
+// While a partition stays assigned, this process is the only writer of its
+// subjects' versions (an earlier owner still finishing a record is caught by
+// Advance reporting no change), so a record at or below the cached version
+// is stale for sure and is skipped without a round trip — on hot SKUs, most
+// of the stale ones. The effective fence is the higher of the cached and the
+// stored version, which also keeps a Redis that restarted empty from letting
+// a stale version of a cached subject through. An entry learnt under an
+// earlier assignment of the partition (a partState since discarded) never
+// matches: another member may have advanced the subject since.
+type fenceCache struct {
+	mu sync.Mutex
+	m  map[string]fenceEntry
+}
+
+type fenceEntry struct {
+	part    *partState
+	version int64
+}
+
+func (c *fenceCache) getLocked(subject string, part *partState) (int64, bool) {
+	e, ok := c.m[subject]
+	if !ok || e.part != part {
+		return 0, false
+	}
+	return e.version, true
+}
+
+func (c *fenceCache) putLocked(subject string, part *partState, version int64) {
+	if c.m == nil || len(c.m) >= fenceCacheMax {
+		c.m = make(map[string]fenceEntry)
+	}
+	c.m[subject] = fenceEntry{part: part, version: version}
+}
+
+func (c *fenceCache) forgetLocked(subject string) { delete(c.m, subject) }
