@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,8 +23,11 @@ const storeCheckTimeout = 2 * time.Second
 // reads 0 means every fence version and dedupe id of the group may be gone:
 // stale versions can then be applied over newer ones until the fence fills
 // again. The watch reports it — an error log and
-// shopstream_store_resets_total{group} — and writes the marker again; the
-// group keeps going (see README, "Redis restarted empty"). A store that
+// shopstream_store_resets_total{group} — writes the marker again, and
+// writes back every fence version the group's cache holds for the
+// partitions it owns (chunk.go: the versions it applied or read since they
+// were assigned), so the fence is rebuilt for every subject this process
+// has seen; the group keeps going (see README, "Redis restarted empty"). A store that
 // cannot be reached is not a reset: the group's own outage handling pauses
 // it, and the watch tries again on the next tick.
 //
@@ -80,4 +84,45 @@ func (w *storeWatch) check(ctx context.Context) {
 	if _, err := store.Advance(ctx, id, []string{storeMarkerSubject}, []int64{1}); err != nil {
 		w.armed = false
 	}
+	restored, err := w.g.restoreFence(ctx)
+	ev := w.g.log.Error()
+	if err == nil {
+		ev = w.g.log.Warn()
+	}
+	ev.Err(err).Int("subjects", restored).Msg("fence versions written back from this process's cache after the store reset")
+}
+
+// restoreFence writes the cached fence versions of the owned partitions
+// back to the store (set-if-greater: never lowers a version written since)
+// and returns how many it wrote.
+func (g *group) restoreFence(ctx context.Context) (int, error) {
+	g.mu.Lock()
+	owned := make(map[*partState]bool, len(g.parts))
+	for _, ps := range g.parts {
+		if !ps.draining && !ps.discarded {
+			owned[ps] = true
+		}
+	}
+	g.mu.Unlock()
+	var subjects []string
+	var versions []int64
+	g.fence.mu.Lock()
+	for s, e := range g.fence.m {
+		if owned[e.part] && e.version > 0 {
+			subjects, versions = append(subjects, s), append(versions, e.version)
+		}
+	}
+	g.fence.mu.Unlock()
+	done := 0
+	for done < len(subjects) {
+		end := min(done+maxBatch, len(subjects))
+		bctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+		_, err := g.p.opts.Versions.Advance(bctx, g.id, subjects[done:end], versions[done:end])
+		cancel()
+		if err != nil {
+			return done, fmt.Errorf("write back fence versions: %w", err)
+		}
+		done = end
+	}
+	return done, nil
 }

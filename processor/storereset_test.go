@@ -49,7 +49,13 @@ func TestStoreWatchDetectsAnEmptiedStore(t *testing.T) {
 	store := &mapVersions{v: map[string]int64{}}
 	reg := prometheus.NewRegistry()
 	p := &Processor{opts: Options{Versions: store, Registerer: reg}}
-	g := &group{p: p, id: "shopstream.inventory", log: zerolog.Nop()}
+	g := &group{p: p, id: "shopstream.inventory", log: zerolog.Nop(), parts: map[int32]*partState{}}
+	owned, gone := &partState{num: 0}, &partState{num: 1, discarded: true}
+	g.parts[0] = owned
+	g.fence.mu.Lock()
+	g.fence.putLocked("SKU-A", owned, 7)
+	g.fence.putLocked("SKU-B", gone, 9) // learnt under an assignment since lost
+	g.fence.mu.Unlock()
 	w := newStoreWatch(g)
 	other := newStoreWatch(&group{p: p, id: "shopstream.catalog", log: zerolog.Nop()}) // shares the metric
 	ctx := context.Background()
@@ -102,6 +108,11 @@ func TestStoreWatchDetectsAnEmptiedStore(t *testing.T) {
 	w.check(ctx)
 	if resets() != 1 {
 		t.Fatalf("resets %v after the store was emptied, want 1", resets())
+	}
+	// The owned partition's cached version is written back; the one learnt
+	// under a lost assignment is not (another member owns that SKU now).
+	if got, _ := store.Versions(ctx, g.id, []string{"SKU-A", "SKU-B"}); got[0] != 7 || got[1] != 0 {
+		t.Fatalf("after the reset the store holds SKU-A=%d SKU-B=%d, want 7 and 0", got[0], got[1])
 	}
 	w.check(ctx) // re-armed: counted once
 	if resets() != 1 {
