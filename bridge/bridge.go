@@ -4,7 +4,14 @@
 // Kafka — routed by type to the domain's topic, keyed by subject with
 // Kafka's default murmur2 partitioner (the partition a Java producer would
 // choose), idempotent, acks=all — answering 202 only once Kafka has
-// acknowledged every event of the request.
+// committed every event of the request.
+//
+// A request is all or nothing: an invalid event refuses the whole request
+// before anything is produced (400), and the events of a valid request are
+// written in a Kafka transaction (TxnProducer), so a Kafka failure part-way
+// — one partition or topic refusing the write, the produce timeout — aborts
+// them all (503): consumers reading with read_committed, as shopstream's
+// do, never see any of them.
 //
 // Requests are authenticated with an HMAC-SHA256 signature over
 // timestamp + "." + body (see Verify).
@@ -36,14 +43,18 @@ const (
 	contentTypeProblem    = "application/problem+json"
 )
 
-// Producer is what the bridge needs of a Kafka client; *kgo.Client has it.
+// Producer writes the records of one request, all or nothing: nil means
+// every record is committed; an error means none of them is visible to
+// read_committed consumers (TxnProducer documents its one exception, a
+// commit whose outcome Kafka did not confirm). *TxnProducer is the
+// implementation.
 type Producer interface {
-	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+	ProduceAll(ctx context.Context, recs []*kgo.Record) error
 }
 
 // Config configures a Server; zero values mean the defaults.
 type Config struct {
-	// Producer writes the records. Create it with ProducerOpts.
+	// Producer writes the records: a *TxnProducer.
 	Producer Producer
 	// Ready checks Kafka for /readyz (nil: always ready).
 	Ready func(context.Context) error
@@ -59,7 +70,8 @@ type Config struct {
 	// MaxBatch bounds the events of a batch (default 100).
 	MaxBatch int
 	// ProduceTimeout bounds the wait for Kafka's acknowledgements; past it
-	// the answer is 503 (default 10s).
+	// the request's transaction is aborted and the answer is 503 (default
+	// 10s). Give the TxnProducer the same.
 	ProduceTimeout time.Duration
 	// RetryAfter is the Retry-After of a 503 (default 5s).
 	RetryAfter time.Duration
@@ -72,9 +84,10 @@ type Config struct {
 }
 
 // ProducerOpts are the kgo options the bridge's client needs: acks=all,
-// the idempotent producer (kgo's default, kept explicit), and the Java
-// default partitioner for keyed records (murmur2, positive, modulo the
-// partition count). timeout bounds one record's delivery.
+// the idempotent producer (kgo's default; transactions need it), and the
+// Java default partitioner for keyed records (murmur2, positive, modulo the
+// partition count). timeout bounds one record's delivery. NewTxnProducer
+// adds them to its client, with the transactional id.
 func ProducerOpts(timeout time.Duration) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -273,12 +286,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
 	defer cancel()
 	start := time.Now()
-	err = s.cfg.Producer.ProduceSync(ctx, recs...).FirstErr()
+	err = s.cfg.Producer.ProduceAll(ctx, recs)
 	s.metrics.produceSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		s.cfg.Logger.Error().Err(err).Int("events", len(recs)).Msg("bridge: Kafka did not acknowledge; answering 503")
+		s.cfg.Logger.Error().Err(err).Int("events", len(recs)).Msg("bridge: Kafka did not commit the events; answering 503")
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second)/time.Second)))
-		s.problem(w, Problem{Status: http.StatusServiceUnavailable, Detail: "Kafka did not acknowledge the events in time; retry the request"})
+		s.problem(w, Problem{Status: http.StatusServiceUnavailable, Detail: "Kafka did not commit the events; retry the request"})
 		return
 	}
 	for _, rec := range recs {

@@ -32,17 +32,13 @@ type fakeProducer struct {
 	err  error
 }
 
-func (f *fakeProducer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+func (f *fakeProducer) ProduceAll(ctx context.Context, rs []*kgo.Record) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out kgo.ProduceResults
-	for _, r := range rs {
-		if f.err == nil {
-			f.recs = append(f.recs, r)
-		}
-		out = append(out, kgo.ProduceResult{Record: r, Err: f.err})
+	if f.err == nil {
+		f.recs = append(f.recs, rs...)
 	}
-	return out
+	return f.err
 }
 
 func stock(sku string, version int64) string {

@@ -164,6 +164,10 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		// Records of aborted transactions (a bridge request Kafka failed
+		// part-way) are never applied, and open ones are not read ahead of
+		// their commit.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(g.onAssigned),
 		kgo.OnPartitionsRevoked(g.onRevoked),
 		kgo.OnPartitionsLost(g.onLost),

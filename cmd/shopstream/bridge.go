@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"golang.org/x/sync/errgroup"
@@ -42,14 +41,19 @@ type bridgeConfig struct {
 	Window         time.Duration
 	ProduceTimeout time.Duration
 	ConnectTimeout time.Duration
-	Topics         map[topics.Domain]string
-	LogLevel       string
+	// TransactionalID is the Kafka transactional.id of this replica
+	// (see bridge.TxnConfig): unique per replica, stable across its
+	// restarts. Default: shopstream-bridge-<host name>, the pod name in
+	// Kubernetes.
+	TransactionalID string
+	Topics          map[topics.Domain]string
+	LogLevel        string
 }
 
 func parseBridgeConfig(args []string, getenv func(string) string) (*bridgeConfig, error) {
 	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
 	fs.SetOutput(new(bytes.Buffer))
-	var brokers, listen, secretsFile, maxBody, maxBatch, window, produceTimeout, connectTimeout, configFile, logLevel string
+	var brokers, listen, secretsFile, maxBody, maxBatch, window, produceTimeout, connectTimeout, txnID, configFile, logLevel string
 	settings := []setting{
 		{"brokers", "SHOPSTREAM_BROKERS", "comma-separated seed brokers (host:port)", &brokers},
 		{"listen", "SHOPSTREAM_BRIDGE_LISTEN", "address of POST /v1/events, /metrics, /healthz, /readyz (default :8080)", &listen},
@@ -59,6 +63,7 @@ func parseBridgeConfig(args []string, getenv func(string) string) (*bridgeConfig
 		{"signature-window", "SHOPSTREAM_BRIDGE_SIGNATURE_WINDOW", "how far X-Shopstream-Timestamp may be from now (default 5m)", &window},
 		{"produce-timeout", "SHOPSTREAM_BRIDGE_PRODUCE_TIMEOUT", "wait for Kafka's acknowledgements before answering 503 (default 10s)", &produceTimeout},
 		{"connect-timeout", "SHOPSTREAM_CONNECT_TIMEOUT", "bound of the start-up check of Kafka (default 15s)", &connectTimeout},
+		{"transactional-id", "SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID", "Kafka transactional.id of this replica: unique per replica, stable across its restarts (default shopstream-bridge-<host name>, the pod name in Kubernetes)", &txnID},
 		{"config", "SHOPSTREAM_CONFIG", "YAML topology file; the bridge reads its topics", &configFile},
 		{"log-level", "SHOPSTREAM_LOG_LEVEL", "debug, info, warn or error (default info)", &logLevel},
 	}
@@ -100,6 +105,17 @@ func parseBridgeConfig(args []string, getenv func(string) string) (*bridgeConfig
 	}
 	if logLevel != "" {
 		c.LogLevel = logLevel
+	}
+	c.TransactionalID = txnID
+	if c.TransactionalID == "" {
+		host := getenv("HOSTNAME")
+		if host == "" {
+			host, _ = os.Hostname()
+		}
+		if host == "" {
+			errs = append(errs, errors.New("transactional-id: cannot derive it from the host name; set --transactional-id or SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"))
+		}
+		c.TransactionalID = "shopstream-bridge-" + host
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -187,23 +203,31 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID("shopstream-bridge"),
-		kgo.WithHooks(kprom.NewMetrics("shopstream_kafka", kprom.Registerer(reg)))}, secOpts...)
-	cl, err := kgo.NewClient(append(opts, bridge.ProducerOpts(cfg.ProduceTimeout)...)...)
+	prod, err := bridge.NewTxnProducer(bridge.TxnConfig{
+		TransactionalID: cfg.TransactionalID,
+		Opts:            append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID("shopstream-bridge")}, secOpts...),
+		Hooks: func() []kgo.Hook {
+			return []kgo.Hook{kprom.NewMetrics("shopstream_kafka", kprom.Registerer(reg))}
+		},
+		ProduceTimeout: cfg.ProduceTimeout,
+		Registerer:     reg,
+		Logger:         log,
+	})
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("kafka client: %w", err)}
-	}
-	defer cl.Close()
-	if err := checkKafka(ctx, cl, cfg.Brokers, cfg.Kafka, cfg.ConnectTimeout); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	adm := kadm.NewClient(cl)
+	// Closed last: the server's shutdown below waits for the requests,
+	// which wait for their transactions.
+	defer prod.Close()
+	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	err = prod.Ping(cctx)
+	cancel()
+	if err != nil {
+		return &exitError{code: 2, err: classifyKafka(err, cfg.Brokers, cfg.Kafka)}
+	}
 	h, err := bridge.New(bridge.Config{
-		Producer: cl,
-		Ready: func(ctx context.Context) error {
-			_, err := adm.BrokerMetadata(ctx)
-			return err
-		},
+		Producer:       prod,
+		Ready:          prod.Ping,
 		Topics:         cfg.Topics,
 		Secrets:        cfg.Secrets,
 		Window:         cfg.Window,
@@ -224,8 +248,9 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: cfg.ProduceTimeout + 30*time.Second}
-	log.Info().Str("listen", ln.Addr().String()).Strs("brokers", cfg.Brokers).Int("secrets", len(cfg.Secrets)).Msg("shopstream bridge starting")
+		WriteTimeout: 3*cfg.ProduceTimeout + 30*time.Second}
+	log.Info().Str("listen", ln.Addr().String()).Strs("brokers", cfg.Brokers).Str("transactional_id", cfg.TransactionalID).
+		Int("secrets", len(cfg.Secrets)).Msg("shopstream bridge starting")
 
 	eg, egCtx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
@@ -236,8 +261,10 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	})
 	eg.Go(func() error {
 		<-egCtx.Done()
-		// Finish the accepted requests: each waits at most ProduceTimeout.
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ProduceTimeout+5*time.Second)
+		// Finish the accepted requests: each waits at most ProduceTimeout
+		// for its transaction's writes, then for its commit, then for its
+		// abort if the commit failed.
+		sctx, cancel := context.WithTimeout(context.Background(), 3*cfg.ProduceTimeout+5*time.Second)
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/bridge"
@@ -31,6 +34,37 @@ func TestBridgeConfigErrors(t *testing.T) {
 	}
 }
 
+// The transactional id defaults to one derived from the host name (the pod
+// name in Kubernetes: stable across restarts of a StatefulSet's pod); the
+// environment, then the flag, override it.
+func TestBridgeTransactionalID(t *testing.T) {
+	env := map[string]string{"SHOPSTREAM_BROKERS": "k:9092", envBridgeSecrets: "new-secret-0123456789", "HOSTNAME": "bridge-2"}
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{nil, "", "shopstream-bridge-bridge-2"},
+		{nil, "eu-west-bridge-a", "eu-west-bridge-a"},
+		{[]string{"--transactional-id", "from-flag"}, "eu-west-bridge-a", "from-flag"},
+	} {
+		env["SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"] = tc.env
+		c, err := parseBridgeConfig(tc.args, envOf(env))
+		if err != nil || c.TransactionalID != tc.want {
+			t.Errorf("%v env %q: %q, %v; want %q", tc.args, tc.env, c.TransactionalID, err, tc.want)
+		}
+	}
+	delete(env, "HOSTNAME")
+	delete(env, "SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID")
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	if c, err := parseBridgeConfig(nil, envOf(env)); err != nil || c.TransactionalID != "shopstream-bridge-"+host {
+		t.Errorf("without HOSTNAME: %q, %v; want shopstream-bridge-%s", c.TransactionalID, err, host)
+	}
+}
+
 // `shopstream bridge` over Kafka SASL_SSL: a signed event is acknowledged
 // with 202 and is on Kafka; an unsigned one gets 401; /readyz and /metrics
 // answer; SIGTERM stops it cleanly; its output holds no secret.
@@ -46,6 +80,8 @@ func TestBridgeCommandOverSASLSSL(t *testing.T) {
 		"SHOPSTREAM_KAFKA_SASL_PASSWORD":  kafkaPassword,
 		"SHOPSTREAM_BRIDGE_SECRETS":       secret,
 		"SHOPSTREAM_BRIDGE_LISTEN":        listen,
+		// Unique per run: the cluster is shared by the package's tests.
+		"SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID": fmt.Sprintf("bridge-cmd-%d", time.Now().UnixNano()),
 	}
 	var stdout, stderr syncBuffer
 	ctx, sigterm := context.WithCancel(context.Background())
@@ -98,7 +134,8 @@ func TestBridgeCommandOverSASLSSL(t *testing.T) {
 	io.Copy(&m, resp.Body)
 	resp.Body.Close()
 	for _, w := range []string{`shopstream_bridge_requests_total{status="202"} 1`, `shopstream_bridge_auth_failures_total{reason="missing"} 1`,
-		`shopstream_bridge_events_total{type="customer.created"} 1`, "shopstream_bridge_produce_duration_seconds"} {
+		`shopstream_bridge_events_total{type="customer.created"} 1`, "shopstream_bridge_produce_duration_seconds",
+		`shopstream_bridge_transactions_total{outcome="committed"} 1`} {
 		if !strings.Contains(m.String(), w) {
 			t.Errorf("/metrics lacks %s", w)
 		}
@@ -113,13 +150,19 @@ func TestBridgeCommandOverSASLSSL(t *testing.T) {
 		t.Fatal("bridge did not stop")
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.cluster.Brokers()...), kgo.ConsumeTopics("commerce.customer.v1"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.cluster.Brokers()...), kgo.ConsumeTopics("commerce.customer.v1"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	fctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// The bridge wrote with the configured transactional id.
+	txns, err := kadm.NewClient(cl).DescribeTransactions(fctx, env["SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"])
+	if d, ok := txns[env["SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"]]; err != nil || !ok || d.Err != nil || d.ProducerID < 0 {
+		t.Errorf("transactional id %s: %+v, %v", env["SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"], d, err)
+	}
 	found := false
 	for !found && fctx.Err() == nil {
 		cl.PollFetches(fctx).EachRecord(func(r *kgo.Record) {
