@@ -414,9 +414,9 @@ func (g *group) appliedChunk(chunk []task, res []result, evs []*topics.Event, ap
 		return
 	}
 	for _, i := range applied {
-		g.count(OutcomeApplied)
 		res[i] = finished
 	}
+	g.countN(OutcomeApplied, len(applied))
 }
 
 // fenceCacheMax bounds a group's fence cache; when full it starts over.

@@ -258,9 +258,14 @@ func dlqHeaders(rec *kgo.Record, group string, cause error, class string, attemp
 	return append(out, add...)
 }
 
-func (g *group) count(outcome string) {
-	g.outcomes[outcome].Inc()
-	g.stats.add(outcome)
+func (g *group) count(outcome string) { g.countN(outcome, 1) }
+
+// countN counts n records with outcome at once.
+func (g *group) countN(outcome string, n int) {
+	if n > 0 {
+		g.outcomes[outcome].Add(float64(n))
+		g.stats.add(outcome, int64(n))
+	}
 }
 
 // mine reports whether the group processes rec: every record but one

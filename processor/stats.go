@@ -19,18 +19,18 @@ type groupCounters struct {
 	applied, stale, duplicate, filtered, retried, deadLettered atomic.Int64
 }
 
-func (c *groupCounters) add(outcome string) {
+func (c *groupCounters) add(outcome string, n int64) {
 	switch outcome {
 	case OutcomeApplied:
-		c.applied.Add(1)
+		c.applied.Add(n)
 	case OutcomeSkippedStale:
-		c.stale.Add(1)
+		c.stale.Add(n)
 	case OutcomeSkippedDuplicate:
-		c.duplicate.Add(1)
+		c.duplicate.Add(n)
 	case OutcomeFiltered:
-		c.filtered.Add(1)
+		c.filtered.Add(n)
 	case OutcomeDeadLettered:
-		c.deadLettered.Add(1)
+		c.deadLettered.Add(n)
 	}
 }
 

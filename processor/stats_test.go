@@ -41,7 +41,7 @@ func TestStatsCountsPerOutcome(t *testing.T) {
 		}
 	}
 	inv.stats.retried.Add(7)
-	inv.stats.add("no-such-outcome")
+	inv.stats.add("no-such-outcome", 1)
 	ord.count(OutcomeApplied)
 
 	stats := p.Stats()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,8 +122,12 @@ func consumerOpts(brokers []string, topic, group string, assigned *atomic.Int64)
 }
 
 // rawConsume is S1's baseline: a plain franz-go group consumer that does
-// nothing with the records and commits after every poll.
-func rawConsume(ctx context.Context, brokers []string, topic, group string, n int, timeout time.Duration) (measured, error) {
+// nothing with the records and commits after every poll. With decode set it
+// is instead the bound S1 reports for context: the same consumer decoding
+// and validating every record with topics.Decode, spread over GOMAXPROCS
+// goroutines per poll — the decode cost without scheduling, ordering or
+// per-record commits.
+func rawConsume(ctx context.Context, brokers []string, topic, group string, n int, timeout time.Duration, decode bool) (measured, error) {
 	var assigned atomic.Int64
 	cl, err := kgo.NewClient(consumerOpts(brokers, topic, group, &assigned)...)
 	if err != nil {
@@ -144,6 +149,11 @@ func rawConsume(ctx context.Context, brokers []string, topic, group string, n in
 			return m, fmt.Errorf("raw consumer: fetch: %w", ferr)
 		}
 		got += fs.NumRecords()
+		if decode {
+			if err := decodeAll(fs.Records()); err != nil {
+				return m, err
+			}
+		}
 		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
 			return m, fmt.Errorf("raw consumer: commit: %w", err)
 		}
@@ -151,6 +161,27 @@ func rawConsume(ctx context.Context, brokers []string, topic, group string, n in
 	m.end = time.Now()
 	m.assigned = time.Unix(0, assigned.Load())
 	return m, nil
+}
+
+// decodeAll decodes recs with topics.Decode on GOMAXPROCS goroutines.
+func decodeAll(recs []*kgo.Record) error {
+	n := runtime.GOMAXPROCS(0)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(recs); i += n {
+				if _, err := topics.Decode(topics.DomainInventory, recs[i].Key, recs[i].Value); err != nil {
+					errs[w] = fmt.Errorf("decode %s/%d@%d: %w", recs[i].Topic, recs[i].Partition, recs[i].Offset, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // perPartition is S3's baseline, the classic worker-per-partition consumer:
