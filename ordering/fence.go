@@ -2,7 +2,6 @@ package ordering
 
 import (
 	"context"
-
 	"fmt"
 	"strconv"
 	"time"
@@ -14,26 +13,55 @@ import (
 // is greater than the stored value. Decimal strings are compared by length,
 // then lexically, so the comparison is exact for every non-negative int64
 // (Lua numbers are doubles and would round versions above 2^53). It returns,
-// per key, 1 if it advanced and 0 if not. One call carries a whole batch.
+// per key, 1 if it advanced and 0 if not. On one server one call carries a
+// whole batch; on a Redis Cluster each call carries one key (see
+// VersionFence).
+//
+// The keys are read with MGET and the raised ones written with one MSET,
+// 1,000 keys per command at most (Lua's unpack limit), rather than a GET and
+// a SET per key: each redis.call costs about as much as the comparison of a
+// whole batch, so per-key calls made the fence 3-4× slower (make bench S2,
+// test/bench BenchmarkFence). A key repeated in a batch is compared with the
+// value an earlier occurrence raised it to, as if the keys were taken one
+// by one.
 var advanceScript = redis.NewScript(`
-local out = {}
-for i, key in ipairs(KEYS) do
-  local cur = redis.call('GET', key)
-  local new = ARGV[i]
-  if (not cur) or (#new > #cur) or (#new == #cur and new > cur) then
-    redis.call('SET', key, new)
+local n = #KEYS
+local cur = {}
+for i = 1, n, 1000 do
+  local got = redis.call('MGET', unpack(KEYS, i, math.min(i + 999, n)))
+  for j = 1, #got do cur[i + j - 1] = got[j] end
+end
+local raised, order, out = {}, {}, {}
+for i = 1, n do
+  local key, new = KEYS[i], ARGV[i]
+  local c = raised[key] or cur[i]
+  if (not c) or (#new > #c) or (#new == #c and new > c) then
+    if not raised[key] then order[#order + 1] = key end
+    raised[key] = new
     out[i] = 1
   else
     out[i] = 0
   end
 end
+local args = {}
+for _, key in ipairs(order) do
+  args[#args + 1] = key
+  args[#args + 1] = raised[key]
+  if #args == 1000 then
+    redis.call('MSET', unpack(args))
+    args = {}
+  end
+end
+if #args > 0 then redis.call('MSET', unpack(args)) end
 return out
 `)
 
 // KeyPrefix starts every Redis key shopstream writes.
 const KeyPrefix = "shopstream:"
 
-// FenceKey is the Redis key holding the last applied version of subject in group.
+// FenceKey is the Redis key holding the last applied version of subject in
+// group. It has no hash tag: on a Redis Cluster the keys of one group spread
+// over every shard (see VersionFence).
 func FenceKey(group, subject string) string {
 	return KeyPrefix + "fence:" + group + ":" + subject
 }
@@ -45,14 +73,44 @@ func DedupeKey(group, id string) string {
 
 // VersionFence keeps the last applied version per (group, subject) in Redis,
 // so that a stale update is skipped instead of overwriting newer state.
-// Every operation takes a batch and costs one round trip.
+// Every operation takes a batch.
+//
+// On one server (or a Sentinel-managed primary) a batch is one command —
+// an MGET, or one call of the advance script over all its keys — and one
+// round trip.
+//
+// On a Redis Cluster (rdb a *redis.ClusterClient) a command whose keys hash
+// to different slots fails with CROSSSLOT, and a batch's keys almost always
+// do. There a batch is sent as one command per key (a single-key MGET, a
+// single-key script call) in one pipeline: go-redis sends each master its
+// share as one pipeline, all masters at once, so a batch still costs about
+// one round trip, but as many commands as keys. The keys keep their layout,
+// without a hash tag. A {group} hash tag would keep one command per batch,
+// but would put a whole group — every SKU's version, every remembered event
+// id — on one shard, whatever the cluster's size, and would change every
+// key: an upgrade would lose the fence state already stored, and operators'
+// scripts that know the keys would break. Atomicity is per key either way,
+// which is all the fence promises. A batch that fails on one master may
+// have advanced keys on the others; advancing is idempotent, so the
+// caller's retry is safe. One consequence: a single subject, such as the
+// processor's store marker, lives on one shard, so it can only witness
+// that shard losing its data.
 type VersionFence struct {
-	rdb redis.Cmdable
+	rdb     redis.Cmdable
+	cluster bool
 }
 
-// NewVersionFence returns a fence on rdb.
+// NewVersionFence returns a fence on rdb: a *redis.Client, a Sentinel
+// failover client, or a *redis.ClusterClient.
 func NewVersionFence(rdb redis.Cmdable) *VersionFence {
-	return &VersionFence{rdb: rdb}
+	return &VersionFence{rdb: rdb, cluster: isCluster(rdb)}
+}
+
+// isCluster reports whether rdb routes keys to the shards of a Redis
+// Cluster, where a multi-key command must stay within one hash slot.
+func isCluster(rdb redis.Cmdable) bool {
+	_, ok := rdb.(*redis.ClusterClient)
+	return ok
 }
 
 // Versions returns the last applied version of each subject in group, 0 for
@@ -62,7 +120,7 @@ func (f *VersionFence) Versions(ctx context.Context, group string, subjects []st
 	for i, s := range subjects {
 		keys[i] = FenceKey(group, s)
 	}
-	vals, err := f.rdb.MGet(ctx, keys...).Result()
+	vals, err := mget(ctx, f.rdb, f.cluster, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read versions of %d subjects in %s (first %s): %w", len(subjects), group, first(subjects), err)
 	}
@@ -97,13 +155,89 @@ func (f *VersionFence) Advance(ctx context.Context, group string, subjects []str
 		keys[i] = FenceKey(group, s)
 		args[i] = strconv.FormatInt(versions[i], 10)
 	}
-	res, err := advanceScript.Run(ctx, f.rdb, keys, args...).Int64Slice()
+	var (
+		res []int64
+		err error
+	)
+	if f.cluster {
+		res, err = evalEach(ctx, f.rdb, advanceScript, keys, args)
+	} else {
+		res, err = advanceScript.Run(ctx, f.rdb, keys, args...).Int64Slice()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("advance versions of %d subjects in %s (first %s to %d): %w", len(subjects), group, first(subjects), firstVersion(versions), err)
 	}
 	out := make([]bool, len(res))
 	for i, r := range res {
 		out[i] = r == 1
+	}
+	return out, nil
+}
+
+// mget reads keys: with one MGET on one server; on a cluster with one
+// single-key MGET per key, pipelined. A nil element is a missing key.
+func mget(ctx context.Context, rdb redis.Cmdable, cluster bool, keys []string) ([]any, error) {
+	if !cluster {
+		return rdb.MGet(ctx, keys...).Result()
+	}
+	cmds := make([]*redis.SliceCmd, len(keys))
+	// Each command carries its own error, checked below; the pipeline's
+	// error is only the first of them.
+	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.MGet(ctx, k)
+		}
+		return nil
+	})
+	out := make([]any, len(keys))
+	for i, c := range cmds {
+		v, err := c.Result()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v[0]
+	}
+	return out, nil
+}
+
+// evalEach runs script once per key, KEYS[1] = keys[i] and ARGV[1] =
+// args[i], in one pipeline, and returns each call's one-element reply.
+// EVALSHA first: a master that has not cached the script answers NOSCRIPT
+// without running it, and only those calls are sent again, with the
+// script's body (which caches it there). A call must not run twice: the
+// second run would report false for a version the first one raised.
+func evalEach(ctx context.Context, rdb redis.Cmdable, script *redis.Script, keys []string, args []any) ([]int64, error) {
+	cmds := make([]*redis.Cmd, len(keys))
+	send := func(idx []int, eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd) {
+		// Each command carries its own error, checked by the caller.
+		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range idx {
+				cmds[i] = eval(ctx, p, keys[i:i+1], args[i])
+			}
+			return nil
+		})
+	}
+	all := make([]int, len(keys))
+	for i := range all {
+		all[i] = i
+	}
+	send(all, script.EvalSha)
+	var again []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		send(again, script.Eval)
+	}
+	out := make([]int64, len(keys))
+	for i, c := range cmds {
+		r, err := c.Int64Slice()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r[0]
 	}
 	return out, nil
 }
@@ -124,21 +258,25 @@ func firstVersion(v []int64) int64 {
 
 // Dedupe remembers, per group, the event ids already applied, for a bounded
 // time (the TTL should exceed how far back a replay or redelivery can reach).
-// Every operation takes a batch and costs one round trip.
+// Every operation takes a batch and costs one round trip: on a Redis
+// Cluster, Seen reads each key with its own command, pipelined, like
+// VersionFence; Mark is a pipeline of single-key SETs everywhere.
 type Dedupe struct {
-	rdb redis.Cmdable
-	ttl time.Duration
+	rdb     redis.Cmdable
+	ttl     time.Duration
+	cluster bool
 }
 
 // DefaultDedupeTTL is how long an applied event id is remembered by default.
 const DefaultDedupeTTL = 7 * 24 * time.Hour
 
-// NewDedupe returns an event-id dedupe on rdb; ttl <= 0 means DefaultDedupeTTL.
+// NewDedupe returns an event-id dedupe on rdb (as for NewVersionFence);
+// ttl <= 0 means DefaultDedupeTTL.
 func NewDedupe(rdb redis.Cmdable, ttl time.Duration) *Dedupe {
 	if ttl <= 0 {
 		ttl = DefaultDedupeTTL
 	}
-	return &Dedupe{rdb: rdb, ttl: ttl}
+	return &Dedupe{rdb: rdb, ttl: ttl, cluster: isCluster(rdb)}
 }
 
 // Seen reports, per id, whether it was already applied by group.
@@ -147,7 +285,7 @@ func (d *Dedupe) Seen(ctx context.Context, group string, ids []string) ([]bool, 
 	for i, id := range ids {
 		keys[i] = DedupeKey(group, id)
 	}
-	vals, err := d.rdb.MGet(ctx, keys...).Result()
+	vals, err := mget(ctx, d.rdb, d.cluster, keys)
 	if err != nil {
 		return nil, fmt.Errorf("check %d event ids in %s (first %s): %w", len(ids), group, first(ids), err)
 	}

@@ -80,6 +80,7 @@ func runStoreSuite(t *testing.T, start storeServer) {
 		{"VersionOfUnknownIsZero", testVersionOfUnknownIsZero},
 		{"AdvanceOnlyRaises", testAdvanceOnlyRaises},
 		{"LargeVersionsCompareExactly", testLargeVersionsCompareExactly},
+		{"BigBatchWithRepeatsMatchesOneByOne", testBigBatchWithRepeats},
 		{"NegativeVersionIsAnError", testNegativeVersionIsAnError},
 		{"NonIntegerVersionIsAnError", testNonIntegerVersionIsAnError},
 		{"FenceGroupsAndSubjectsAreIsolated", testFenceIsolation},
@@ -506,4 +507,62 @@ func seen1(d *ordering.Dedupe, ctx context.Context, group, id string) (bool, err
 
 func mark1(d *ordering.Dedupe, ctx context.Context, group, id string) error {
 	return d.Mark(ctx, group, []string{id})
+}
+
+// A batch larger than the script's 1,000-key MGET/MSET chunks, with subjects
+// repeated inside it and some already stored, ends as if the keys had been
+// advanced one at a time, and reports per key exactly what one-at-a-time
+// would have reported.
+func testBigBatchWithRepeats(t *testing.T, rdb *redis.Client, _ func()) {
+	ctx := t.Context()
+	f := ordering.NewVersionFence(rdb)
+	rng := rand.New(rand.NewPCG(7, 8))
+	model := map[string]int64{}
+	// Some subjects start with a stored version.
+	var pre []string
+	var preV []int64
+	for i := range 300 {
+		s, v := "SKU-"+strconv.Itoa(i), int64(rng.IntN(50)+1)
+		pre, preV = append(pre, s), append(preV, v)
+		model[s] = v
+	}
+	if _, err := f.Advance(ctx, "g", pre, preV); err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	var versions []int64
+	var want []bool
+	for range 2500 {
+		s, v := "SKU-"+strconv.Itoa(rng.IntN(1200)), int64(rng.IntN(100)+1)
+		subjects, versions = append(subjects, s), append(versions, v)
+		raised := v > model[s]
+		if raised {
+			model[s] = v
+		}
+		want = append(want, raised)
+	}
+	got, err := f.Advance(ctx, "g", subjects, versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("key %d (%s to %d): advanced=%v, one at a time %v", i, subjects[i], versions[i], got[i], want[i])
+			}
+		}
+	}
+	all := make([]string, 0, len(model))
+	for s := range model {
+		all = append(all, s)
+	}
+	stored, err := f.Versions(ctx, "g", all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range all {
+		if stored[i] != model[s] {
+			t.Errorf("%s stored %d, one at a time %d", s, stored[i], model[s])
+		}
+	}
 }

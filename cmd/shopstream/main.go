@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprint(stderr, usage)
 		return &exitError{code: 2, err: errors.New("no command given")}
 	}
+	installRedisLogger(stderr, args, getenv)
 	switch args[0] {
 	case "run":
 		return runService(ctx, args[1:], stderr, getenv)

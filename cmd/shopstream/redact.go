@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"regexp"
+	"strings"
 
 	"github.com/shopstream/shopstream/processor"
 	"github.com/shopstream/shopstream/topics"
@@ -53,4 +54,21 @@ func (r redactWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return r.w.Write(p)
+}
+
+// urlUserinfo matches the user information of a URL in a text, up to the
+// last "@" before the host: scheme://user:password@.
+var urlUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]+@`)
+
+// redactCredentials masks every occurrence of the non-empty secrets in s,
+// then the user information of every URL (redis://user:password@host →
+// redis://[credentials redacted]@host), for text that comes from a library
+// rather than from shopstream's own messages.
+func redactCredentials(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return urlUserinfo.ReplaceAllString(s, "${1}[credentials redacted]@")
 }

@@ -1,7 +1,7 @@
 // Package redistest starts a real redis-server for tests, on a free loopback
 // port, with persistence disabled. A Server can be stopped, killed and
 // started again on the same port, so tests can simulate a Redis outage and
-// its recovery.
+// its recovery. StartCluster starts a Redis Cluster of several masters.
 //
 // redis-server must be on PATH (Debian: apt-get install -y redis-server).
 // A missing binary fails the test; it is never skipped.
@@ -48,6 +48,7 @@ type Server struct {
 	opts Options
 	tls  *tls.Config // for the readiness check; nil without TLS
 	ca   string      // CA file, with TLS
+	bus  int         // cluster bus port of a cluster node; 0 otherwise
 
 	mu     sync.Mutex
 	proc   *process // nil while stopped
@@ -79,6 +80,10 @@ type Options struct {
 	// Users are ACL users (name → password) allowed every command and key.
 	// When set, the default user is disabled: every client must log in.
 	Users map[string]string
+
+	// clusterNode starts the server with cluster support on, owning no
+	// slot yet; StartCluster joins such servers into a cluster.
+	clusterNode bool
 }
 
 // StartWith is Start with TLS and ACL users.
@@ -124,6 +129,11 @@ func Launch(dir string, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
 		s.port = port
+		if opts.clusterNode {
+			if s.bus, err = freePort(); err != nil {
+				return nil, fmt.Errorf("pick a free port: %w", err)
+			}
+		}
 		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
@@ -248,6 +258,14 @@ func (s *Server) start() error {
 			"--tls-ca-cert-file", s.ca,
 			"--tls-auth-clients", "no")
 		args = append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
+	}
+	if s.opts.clusterNode {
+		// The bus port is chosen like the client port: the default,
+		// port+10000, may be taken or beyond 65535.
+		args = append(args, "--cluster-enabled", "yes",
+			"--cluster-port", strconv.Itoa(s.bus),
+			"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+			"--cluster-node-timeout", "5000")
 	}
 	if len(s.opts.Users) > 0 {
 		for user, pw := range s.opts.Users {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,62 @@ func TestTLSAndACLUser(t *testing.T) {
 	}
 	if !strings.HasPrefix(srv.URL(), "rediss://") {
 		t.Fatalf("URL() = %q, want rediss://", srv.URL())
+	}
+}
+
+// StartCluster forms a cluster whose masters share the slots; a cluster
+// client reaches every master, and the servers refuse a command whose keys
+// hash to different slots.
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.StartCluster(t, 3)
+	addrs := c.Addrs()
+	if len(addrs) != 3 || len(c.Nodes()) != 3 {
+		t.Fatalf("Addrs() = %v, Nodes() = %d; want 3", addrs, len(c.Nodes()))
+	}
+	if got, want := c.URL(), "redis://"+strings.Join(addrs, ","); got != want {
+		t.Fatalf("URL() = %q, want %q", got, want)
+	}
+	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs[:1], MaxRetries: -1})
+	t.Cleanup(func() { _ = cl.Close() })
+
+	shards, err := cl.ClusterShards(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := 0
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			owned += int(r.End - r.Start + 1)
+		}
+	}
+	if len(shards) != 3 || owned != 16384 {
+		t.Fatalf("%d shards own %d slots, want 3 owning 16384", len(shards), owned)
+	}
+
+	const keys = 60
+	for i := range keys {
+		if err := cl.Set(ctx, "k"+strconv.Itoa(i), i, 0).Err(); err != nil {
+			t.Fatalf("set through the cluster client: %v", err)
+		}
+	}
+	total := int64(0)
+	for _, addr := range addrs {
+		direct := newClient(t, "redis://"+addr)
+		n, err := direct.DBSize(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Errorf("master %s holds no key of %d", addr, keys)
+		}
+		total += n
+	}
+	if total != keys {
+		t.Errorf("the masters hold %d keys, want %d", total, keys)
+	}
+	if err := cl.MGet(ctx, "k1", "k2", "k3").Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSLOT") {
+		t.Errorf("MGET across slots: %v, want CROSSSLOT", err)
 	}
 }

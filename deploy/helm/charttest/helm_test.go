@@ -48,6 +48,25 @@ type scenario struct {
 	caSecret string
 	grace    int64 // terminationGracePeriodSeconds
 	kinds    []string
+	redisCA  *mountedFile // the Redis CA bundle's source; nil: none
+	redisPW  string       // Secret of SHOPSTREAM_REDIS_PASSWORD; "": not set
+	bridge   *bridgeWant  // nil: no bridge
+}
+
+// mountedFile is a file mounted from one key of a Secret or ConfigMap.
+type mountedFile struct {
+	kind string // "secret" or "configMap"
+	name string
+	key  string
+}
+
+// bridgeWant is what a scenario's bridge Deployment must be.
+type bridgeWant struct {
+	replicas int32
+	port     int32 // container port
+	svcPort  int32
+	secret   string   // Secret of the HMAC secrets
+	keys     []string // its keys, in order
 }
 
 var allGroups = []string{"catalog", "inventory", "order-crm", "order-fraud", "order-email", "customer-crm"}
@@ -78,6 +97,15 @@ var scenarios = []scenario{
 		keda:   true, minRep: 1, maxRep: 2, grace: 60, kinds: kinds("ScaledObject", "PrometheusRule")},
 	{name: "monitoring", release: "prod", fullname: "prod-shopstream", groups: allGroups, topics: defaultTopics,
 		keda: true, minRep: 1, maxRep: 6, grace: 60, kinds: kinds("ScaledObject", "ServiceMonitor", "PrometheusRule", "ConfigMap")},
+	{name: "bridge", release: "prod", fullname: "prod-shopstream", groups: allGroups, topics: defaultTopics,
+		keda: true, minRep: 1, maxRep: 6, sasl: true, tls: true, caSecret: "kafka-ca", grace: 60,
+		kinds:   kinds("ScaledObject", "TriggerAuthentication", "Deployment", "Service"),
+		redisCA: &mountedFile{"configMap", "trust-bundle", "bundle.pem"}, redisPW: "redis-auth",
+		bridge: &bridgeWant{replicas: 3, port: 8081, svcPort: 80, secret: "shopstream-bridge-hmac", keys: []string{"current", "previous"}}},
+	{name: "redis-tls", release: "prod", fullname: "prod-shopstream", groups: allGroups, topics: defaultTopics,
+		keda: true, minRep: 1, maxRep: 6, grace: 60, kinds: kinds("ScaledObject", "Deployment", "Service"),
+		redisCA: &mountedFile{"secret", "redis-ca", "ca.crt"}, redisPW: "redis",
+		bridge: &bridgeWant{replicas: 2, port: 8080, svcPort: 8080, secret: "shopstream-bridge", keys: []string{"secret"}}},
 }
 
 func (s scenario) String() string {
@@ -283,6 +311,9 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"webhooks.fraudUrl="}, "webhooks.fraudUrl: the order-fraud group needs it"},
 		{[]string{"topics.partitions=0"}, "topics.partitions: must be at least 1"},
 		{[]string{"groups.order-crm.settings.coalesce=true"}, "groups.order-crm.settings.coalesce: only the catalog and inventory groups"},
+		{[]string{"bridge.enabled=true"}, "bridge.hmac.existingSecret: the bridge needs the Secret"},
+		{[]string{"bridge.enabled=true", "bridge.hmac.existingSecret=s", "bridge.hmac.keys=null"}, "bridge.hmac.keys: empty"},
+		{[]string{"redis.tls.caSecret.name=a", "redis.tls.caConfigMap.name=b"}, "redis.tls: set caSecret.name or caConfigMap.name, not both"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.set, ","), func(t *testing.T) {
@@ -352,5 +383,9 @@ func TestReadmeValuesExample(t *testing.T) {
 	if max := *m.ScaledObject.Spec.MaxReplicaCount; max != 12 {
 		t.Errorf("maxReplicaCount = %d; the README says the partitions (12)", max)
 	}
+	if m.Bridge == nil {
+		t.Fatal("the README example should show the bridge")
+	}
 	binaryAccepts(t, m)
+	bridgeAccepts(t, m)
 }

@@ -26,6 +26,8 @@ import (
 type manifests struct {
 	Deployment     *appsv1.Deployment
 	Service        *corev1.Service
+	Bridge         *appsv1.Deployment // "<fullname>-bridge", with bridge.enabled
+	BridgeService  *corev1.Service
 	ServiceAccount *corev1.ServiceAccount
 	Config         *corev1.ConfigMap // the topology
 	Dashboard      *corev1.ConfigMap
@@ -74,12 +76,20 @@ func decode(objs []object, fullname string) (*manifests, error) {
 		switch gvk {
 		case "apps/v1 Deployment":
 			var v appsv1.Deployment
-			if !dup(m.Deployment != nil) {
+			if o.Name == fullname+"-bridge" {
+				if !dup(m.Bridge != nil) {
+					one(o, &v, func() { m.Bridge = &v })
+				}
+			} else if !dup(m.Deployment != nil) {
 				one(o, &v, func() { m.Deployment = &v })
 			}
 		case "v1 Service":
 			var v corev1.Service
-			if !dup(m.Service != nil) {
+			if o.Name == fullname+"-bridge" {
+				if !dup(m.BridgeService != nil) {
+					one(o, &v, func() { m.BridgeService = &v })
+				}
+			} else if !dup(m.Service != nil) {
 				one(o, &v, func() { m.Service = &v })
 			}
 		case "v1 ServiceAccount":
@@ -167,8 +177,16 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 					t.Fatal(err)
 				}
 				md := meta.Metadata
-				if md.Name != s.fullname && md.Name != s.fullname+"-dashboard" {
+				name, component := "shopstream", ""
+				switch md.Name {
+				case s.fullname, s.fullname + "-dashboard":
+				case s.fullname + "-bridge":
+					name, component = "shopstream-bridge", "bridge"
+				default:
 					t.Errorf("%s: name %q, want %q", o, md.Name, s.fullname)
+				}
+				if got := md.Labels["app.kubernetes.io/component"]; got != component {
+					t.Errorf("%s: label app.kubernetes.io/component = %q, want %q", o, got, component)
 				}
 				if len(md.Name) > 63 {
 					t.Errorf("%s: name longer than 63 characters", o)
@@ -177,12 +195,12 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 					t.Errorf("%s: namespace %q, want %q", o, md.Namespace, namespace)
 				}
 				for k, want := range map[string]string{
-					"app.kubernetes.io/name":       "shopstream",
+					"app.kubernetes.io/name":       name,
 					"app.kubernetes.io/instance":   s.release,
 					"app.kubernetes.io/version":    "0.1.0",
 					"app.kubernetes.io/managed-by": "Helm",
 					"app.kubernetes.io/part-of":    "shopstream",
-					"helm.sh/chart":                "shopstream-0.1.0",
+					"helm.sh/chart":                "shopstream-0.2.0",
 				} {
 					if got := md.Labels[k]; got != want {
 						t.Errorf("%s: label %s = %q, want %q", o, k, got, want)
@@ -226,9 +244,8 @@ func subset(sub, super map[string]string) bool {
 	return true
 }
 
-// envNames are every variable the chart may set, with whether its value
-// must come from a Secret. SHOPSTREAM_KAFKA_* are read by the binary once
-// Kafka SASL/TLS lands; the chart defines the names.
+// envNames are every variable the chart may set on the consumer, with
+// whether its value must come from a Secret.
 var envNames = map[string]bool{
 	"SHOPSTREAM_CONFIG":               false,
 	"SHOPSTREAM_BROKERS":              false,
@@ -240,6 +257,8 @@ var envNames = map[string]bool{
 	"SHOPSTREAM_FRAUD_URL":            false,
 	"SHOPSTREAM_EMAIL_URL":            false,
 	"SHOPSTREAM_REDIS_URL":            true,
+	"SHOPSTREAM_REDIS_PASSWORD":       true,
+	"SHOPSTREAM_REDIS_TLS_CA_FILE":    false,
 	"SHOPSTREAM_MAGENTO_TOKEN":        true,
 	"SHOPSTREAM_KAFKA_TLS":            false,
 	"SHOPSTREAM_KAFKA_TLS_CA_FILE":    false,
@@ -412,6 +431,13 @@ func TestDeployment(t *testing.T) {
 			if s.tls && env["SHOPSTREAM_KAFKA_TLS"].Value != "true" {
 				t.Errorf("SHOPSTREAM_KAFKA_TLS = %q, want true", env["SHOPSTREAM_KAFKA_TLS"].Value)
 			}
+			if pw, ok := env["SHOPSTREAM_REDIS_PASSWORD"]; ok != (s.redisPW != "") ||
+				ok && (pw.ValueFrom.SecretKeyRef.Name != s.redisPW) {
+				t.Errorf("SHOPSTREAM_REDIS_PASSWORD = %+v, want it from Secret %q", pw, s.redisPW)
+			}
+			if _, ok := env["SHOPSTREAM_REDIS_TLS_CA_FILE"]; ok != (s.redisCA != nil) {
+				t.Errorf("env SHOPSTREAM_REDIS_TLS_CA_FILE present = %v, want %v", ok, s.redisCA != nil)
+			}
 
 			// SHOPSTREAM_CONFIG points into the mounted topology ConfigMap;
 			// the CA file into the mounted CA Secret.
@@ -435,11 +461,10 @@ func TestDeployment(t *testing.T) {
 				t.Errorf("SHOPSTREAM_CONFIG %q is not topology.yaml of a mount of ConfigMap %s", cfgPath, m.Config.Name)
 			}
 			if s.caSecret != "" {
-				v, vm := vols["kafka-ca"], mounts["kafka-ca"]
-				if v.Secret == nil || v.Secret.SecretName != s.caSecret || len(v.Secret.Items) != 1 ||
-					env["SHOPSTREAM_KAFKA_TLS_CA_FILE"].Value != path.Join(vm.MountPath, v.Secret.Items[0].Path) {
-					t.Errorf("CA volume %+v mount %+v and SHOPSTREAM_KAFKA_TLS_CA_FILE %q disagree", v, vm, env["SHOPSTREAM_KAFKA_TLS_CA_FILE"].Value)
-				}
+				checkMountedFile(t, c, ps, "SHOPSTREAM_KAFKA_TLS_CA_FILE", mountedFile{"secret", s.caSecret, ""})
+			}
+			if s.redisCA != nil {
+				checkMountedFile(t, c, ps, "SHOPSTREAM_REDIS_TLS_CA_FILE", *s.redisCA)
 			}
 			// Every mount has a volume, and the read-only root has a writable /tmp.
 			for name := range mounts {
@@ -459,6 +484,36 @@ func TestDeployment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkMountedFile checks that the file the container's variable env names
+// is key want.key (any key when empty) of the Secret or ConfigMap
+// want.name, mounted read-only.
+func checkMountedFile(t *testing.T, c corev1.Container, ps corev1.PodSpec, env string, want mountedFile) {
+	t.Helper()
+	file := envMap(c)[env].Value
+	for _, vm := range c.VolumeMounts {
+		for _, v := range ps.Volumes {
+			if v.Name != vm.Name {
+				continue
+			}
+			var name string
+			var items []corev1.KeyToPath
+			switch {
+			case want.kind == "secret" && v.Secret != nil:
+				name, items = v.Secret.SecretName, v.Secret.Items
+			case want.kind == "configMap" && v.ConfigMap != nil:
+				name, items = v.ConfigMap.Name, v.ConfigMap.Items
+			default:
+				continue
+			}
+			if name == want.name && len(items) == 1 && (want.key == "" || items[0].Key == want.key) &&
+				vm.ReadOnly && vm.SubPath == "" && file == path.Join(vm.MountPath, items[0].Path) {
+				return
+			}
+		}
+	}
+	t.Errorf("%s = %q is not key %q of %s %s mounted read-only; mounts %+v, volumes %+v", env, file, want.key, want.kind, want.name, c.VolumeMounts, ps.Volumes)
 }
 
 // The topology names the expected groups and topics, in the binary's keys.

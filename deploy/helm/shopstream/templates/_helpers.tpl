@@ -295,3 +295,99 @@ severity: {{ .severity }}
 {{- end }}
 {{- end }}
 
+
+{{/*
+The bridge's resource name: "<fullname>-bridge", at most 63 characters.
+*/}}
+{{- define "shopstream.bridge.fullname" -}}
+{{- printf "%s-bridge" (include "shopstream.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Selector labels of the bridge. Its name label differs from the consumer's
+("<name>-bridge"), so the consumer Deployment's selector, Service, PDB and
+ServiceMonitor, which select name and instance, never match a bridge pod.
+*/}}
+{{- define "shopstream.bridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-bridge" (include "shopstream.name" . | trunc 56 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: bridge
+{{- end }}
+
+{{/*
+Common labels of the bridge's resources.
+*/}}
+{{- define "shopstream.bridge.labels" -}}
+helm.sh/chart: {{ include "shopstream.chart" . }}
+{{ include "shopstream.bridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: shopstream
+{{- end }}
+
+{{/*
+Kafka TLS and SASL environment, shared by the consumer and the bridge.
+*/}}
+{{- define "shopstream.kafkaEnv" -}}
+{{- if .Values.kafka.tls.enabled }}
+- name: SHOPSTREAM_KAFKA_TLS
+  value: "true"
+{{- if .Values.kafka.tls.caSecret.name }}
+- name: SHOPSTREAM_KAFKA_TLS_CA_FILE
+  value: /etc/shopstream/kafka-ca/{{ .Values.kafka.tls.caSecret.key }}
+{{- end }}
+{{- end }}
+{{- if .Values.kafka.sasl.enabled }}
+- name: SHOPSTREAM_KAFKA_SASL_MECHANISM
+  # Kafka's mechanism name: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+  value: {{ .Values.kafka.sasl.mechanism | quote }}
+- name: SHOPSTREAM_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "kafka.sasl.secretName: SASL needs the Secret holding its username and password" .Values.kafka.sasl.secretName }}
+      key: {{ .Values.kafka.sasl.usernameKey }}
+- name: SHOPSTREAM_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.secretName }}
+      key: {{ .Values.kafka.sasl.passwordKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the Kafka CA bundle is mounted (TLS with a CA Secret).
+*/}}
+{{- define "shopstream.kafkaCA" -}}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret.name }}true{{ end }}
+{{- end }}
+
+{{/*
+The Kafka CA volume (with shopstream.kafkaCA).
+*/}}
+{{- define "shopstream.kafkaCAVolume" -}}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.tls.caSecret.name }}
+    items:
+      - key: {{ .Values.kafka.tls.caSecret.key }}
+        path: {{ .Values.kafka.tls.caSecret.key }}
+{{- end }}
+
+{{/*
+The Redis CA bundle's source: "secret", "configMap" or "" (none); both set
+is an error.
+*/}}
+{{- define "shopstream.redisCA" -}}
+{{- $ca := .Values.redis.tls }}
+{{- if and $ca.caSecret.name $ca.caConfigMap.name }}
+{{- fail "redis.tls: set caSecret.name or caConfigMap.name, not both" }}
+{{- end }}
+{{- if $ca.caSecret.name }}secret{{ else if $ca.caConfigMap.name }}configMap{{ end }}
+{{- end }}
+
+{{/*
+Key of the Redis CA bundle in its Secret or ConfigMap.
+*/}}
+{{- define "shopstream.redisCAKey" -}}
+{{- if eq (include "shopstream.redisCA" .) "secret" }}{{ .Values.redis.tls.caSecret.key }}{{ else }}{{ .Values.redis.tls.caConfigMap.key }}{{ end }}
+{{- end }}
