@@ -4,16 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
-// batcher merges concurrent single-item store calls into one batch call
-// ("group commit"): while one batch is in flight, new calls queue, and the
-// next batch takes all of them (up to max). One Redis round trip then
-// serves many records, without adding latency when the store is idle.
+// batcher merges concurrent store calls into batch calls ("group commit"):
+// while batches are in flight, new calls queue, and the next batch takes
+// all of them (up to max items). One Redis round trip then serves many
+// records, without adding latency when the store is idle. Up to inflight
+// batches run at once, so that one round trip's latency does not bound the
+// group's throughput (Redis itself serves them one after the other).
 type batcher[Q, R any] struct {
-	max  int
-	run  func(ctx context.Context, qs []Q) ([]R, error)
-	reqs chan *pendingCall[Q, R]
+	max      int
+	inflight int
+	run      func(ctx context.Context, qs []Q) ([]R, error)
+	reqs     chan *pendingCall[Q, R]
 }
 
 type pendingCall[Q, R any] struct {
@@ -26,8 +30,8 @@ type pendingCall[Q, R any] struct {
 // errStopped is returned to callers queued when the batcher stopped.
 var errStopped = errors.New("store batcher stopped")
 
-func newBatcher[Q, R any](max int, run func(ctx context.Context, qs []Q) ([]R, error)) *batcher[Q, R] {
-	return &batcher[Q, R]{max: max, run: run, reqs: make(chan *pendingCall[Q, R], max)}
+func newBatcher[Q, R any](size, inflight int, run func(ctx context.Context, qs []Q) ([]R, error)) *batcher[Q, R] {
+	return &batcher[Q, R]{max: size, inflight: max(inflight, 1), run: run, reqs: make(chan *pendingCall[Q, R], size)}
 }
 
 // do queues q and waits for its result, or for ctx.
@@ -60,22 +64,32 @@ func (b *batcher[Q, R]) doMany(ctx context.Context, qs []Q) ([]R, error) {
 	}
 }
 
-// loop executes batches until ctx ends; its owner runs it in a goroutine.
-// A batch takes queued calls while their items fit in max (a single call
-// larger than max runs alone).
+// loop executes batches until ctx ends, then waits for those in flight; its
+// owner runs it in a goroutine. A batch takes queued calls while their items
+// fit in max (a single call larger than max runs alone).
 func (b *batcher[Q, R]) loop(ctx context.Context) {
-	batch := make([]*pendingCall[Q, R], 0, b.max)
-	qs := make([]Q, 0, b.max)
+	slots := make(chan struct{}, b.inflight)
+	var running sync.WaitGroup
+	defer running.Wait()
 	var held *pendingCall[Q, R] // taken from the queue but did not fit the last batch
 	for {
-		batch, qs = batch[:0], qs[:0]
+		// A free slot first: a batch takes what queued until it can run.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			b.stop(held)
+			return
+		}
+		var batch []*pendingCall[Q, R]
+		var qs []Q
 		c := held
 		held = nil
 		if c == nil {
 			select {
 			case c = <-b.reqs:
 			case <-ctx.Done():
-				b.drain()
+				<-slots
+				b.stop(nil)
 				return
 			}
 		}
@@ -95,21 +109,43 @@ func (b *batcher[Q, R]) loop(ctx context.Context) {
 				break more
 			}
 		}
-		rs, err := b.run(ctx, qs)
-		if err == nil && len(rs) != len(qs) {
-			err = fmt.Errorf("store returned %d results for %d items", len(rs), len(qs))
-		}
-		at := 0
-		for _, c := range batch {
-			if err != nil {
-				c.err = err
-			} else {
-				c.rs = rs[at : at+len(c.qs) : at+len(c.qs)]
-			}
-			at += len(c.qs)
-			close(c.done)
-		}
+		running.Add(1)
+		go func() {
+			defer func() {
+				<-slots
+				running.Done()
+			}()
+			b.exec(ctx, batch, qs)
+		}()
 	}
+}
+
+// exec runs one batch and hands every call its results.
+func (b *batcher[Q, R]) exec(ctx context.Context, batch []*pendingCall[Q, R], qs []Q) {
+	rs, err := b.run(ctx, qs)
+	if err == nil && len(rs) != len(qs) {
+		err = fmt.Errorf("store returned %d results for %d items", len(rs), len(qs))
+	}
+	at := 0
+	for _, c := range batch {
+		if err != nil {
+			c.err = err
+		} else {
+			c.rs = rs[at : at+len(c.qs) : at+len(c.qs)]
+		}
+		at += len(c.qs)
+		close(c.done)
+	}
+}
+
+// stop fails held (a call taken from the queue but not run) and every
+// queued call.
+func (b *batcher[Q, R]) stop(held *pendingCall[Q, R]) {
+	if held != nil {
+		held.err = errStopped
+		close(held.done)
+	}
+	b.drain()
 }
 
 // drain fails every queued call once the loop has stopped.
@@ -127,6 +163,10 @@ func (b *batcher[Q, R]) drain() {
 
 // maxBatch bounds the keys of one store call.
 const maxBatch = 500
+
+// storeInflight bounds the store calls of one kind (fence reads, fence
+// advances, dedupe reads, dedupe marks) a group has in flight at once.
+const storeInflight = 8
 
 type advanceReq struct {
 	subject string
@@ -146,10 +186,10 @@ func newGroupStore(group string, mode Idempotency, vs VersionStore, ids IDStore)
 	s := &groupStore{}
 	switch mode {
 	case IdempotencyFence:
-		s.versions = newBatcher(maxBatch, func(ctx context.Context, subjects []string) ([]int64, error) {
+		s.versions = newBatcher(maxBatch, storeInflight, func(ctx context.Context, subjects []string) ([]int64, error) {
 			return vs.Versions(ctx, group, subjects)
 		})
-		s.advance = newBatcher(maxBatch, func(ctx context.Context, qs []advanceReq) ([]bool, error) {
+		s.advance = newBatcher(maxBatch, storeInflight, func(ctx context.Context, qs []advanceReq) ([]bool, error) {
 			subjects := make([]string, len(qs))
 			versions := make([]int64, len(qs))
 			for i, q := range qs {
@@ -158,10 +198,10 @@ func newGroupStore(group string, mode Idempotency, vs VersionStore, ids IDStore)
 			return vs.Advance(ctx, group, subjects, versions)
 		})
 	case IdempotencyDedupe:
-		s.seen = newBatcher(maxBatch, func(ctx context.Context, qs []string) ([]bool, error) {
+		s.seen = newBatcher(maxBatch, storeInflight, func(ctx context.Context, qs []string) ([]bool, error) {
 			return ids.Seen(ctx, group, qs)
 		})
-		s.mark = newBatcher(maxBatch, func(ctx context.Context, qs []string) ([]struct{}, error) {
+		s.mark = newBatcher(maxBatch, storeInflight, func(ctx context.Context, qs []string) ([]struct{}, error) {
 			return make([]struct{}, len(qs)), ids.Mark(ctx, group, qs)
 		})
 	}

@@ -16,7 +16,7 @@ func TestBatcherMergesAndRoutesResults(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
 	first := true
-	b := newBatcher(500, func(_ context.Context, qs []int) ([]int, error) {
+	b := newBatcher(500, 1, func(_ context.Context, qs []int) ([]int, error) {
 		mu.Lock()
 		sizes = append(sizes, len(qs))
 		wait := first
@@ -78,7 +78,7 @@ func TestBatcherMergesAndRoutesResults(t *testing.T) {
 // ends stops waiting; callers queued when the loop stops get errStopped.
 func TestBatcherErrorsAndStop(t *testing.T) {
 	boom := errors.New("redis down")
-	b := newBatcher(10, func(context.Context, []string) ([]bool, error) { return nil, boom })
+	b := newBatcher(10, 1, func(context.Context, []string) ([]bool, error) { return nil, boom })
 	ctx, cancel := context.WithCancel(context.Background())
 	loopDone := make(chan struct{})
 	go func() { b.loop(ctx); close(loopDone) }()
@@ -106,7 +106,7 @@ func TestBatcherErrorsAndStop(t *testing.T) {
 // and gets exactly its own results back; one larger than max runs alone.
 func TestBatcherDoMany(t *testing.T) {
 	var sizes []int
-	b := newBatcher(4, func(_ context.Context, qs []int) ([]int, error) {
+	b := newBatcher(4, 1, func(_ context.Context, qs []int) ([]int, error) {
 		sizes = append(sizes, len(qs))
 		out := make([]int, len(qs))
 		for i, q := range qs {
@@ -146,4 +146,31 @@ func TestBatcherDoMany(t *testing.T) {
 	if rs, err := b.doMany(context.Background(), nil); rs != nil || err != nil {
 		t.Errorf("empty doMany = %v, %v", rs, err)
 	}
+}
+
+// With inflight > 1, a batch runs while an earlier one is still waiting
+// for the store: the second call completes although the first one's store
+// call has not returned.
+func TestBatcherRunsBatchesConcurrently(t *testing.T) {
+	release := make(chan struct{})
+	b := newBatcher(1, 2, func(_ context.Context, qs []int) ([]int, error) {
+		if qs[0] == 1 {
+			<-release // the first batch hangs until the second finished
+		}
+		return qs, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() { b.loop(ctx); close(loopDone) }()
+	first := make(chan error, 1)
+	go func() { _, err := b.do(context.Background(), 1); first <- err }()
+	if v, err := b.do(context.Background(), 2); err != nil || v != 2 {
+		t.Fatalf("second call = %v, %v while the first batch is in flight", v, err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-loopDone
 }

@@ -18,10 +18,12 @@ import (
 // changes the per-key order; it changes how often workers meet on the group
 // mutex and on Redis.
 //
-// The chunk size adapts to the cost of a record: chunks aim at
-// chunkTarget of work, so a fast sink gets chunks of up to maxChunk records
-// (the lock and the store round trip are shared by all of them) and a slow
-// one chunks of one (a record never waits behind another's sink call). A
+// The chunk size adapts to the time the handler takes per record: chunks
+// aim at chunkTarget of handler time, so a fast sink gets chunks of up to
+// maxChunk records (the lock and the store round trips are shared by all of
+// them) and a slow one chunks of one (a record never waits behind another's
+// sink call). Store round trips do not count: chunking is what amortises
+// them. A
 // record whose handler fails with a retryable error ends its chunk: the
 // records after it go back to the ready queue for other workers, and the
 // worker retries it alone, so backoff never holds up other keys.
@@ -43,12 +45,15 @@ const (
 	retrying         // failed once; the worker retries it alone
 )
 
-// retry is a record whose first attempt failed with a retryable error.
+// retry is a record a worker goes on with alone: one whose first attempt
+// failed with a retryable error, or (dl set) one whose dead letter Kafka
+// did not acknowledge at the first attempt.
 type retry struct {
 	t     task
 	ev    *topics.Event
 	err   error
 	spent time.Duration
+	dl    *deadLetter
 }
 
 // worker runs chunks until the group quits.
@@ -61,8 +66,15 @@ func (g *group) worker() {
 	)
 	for {
 		g.mu.Lock()
-		g.settleLocked(chunk, res)
+		released := g.settleLocked(chunk, res)
 		chunk, res = chunk[:0], res[:0]
+		if held != nil {
+			// This worker retries alone: others take what was released.
+			g.wakeLocked(released + max(g.chunkSizeLocked(), 1))
+		} else {
+			// This worker takes a chunk itself.
+			g.wakeLocked(released)
+		}
 		if held != nil {
 			// Still counted as running: drain and revoke wait for it.
 			g.mu.Unlock()
@@ -87,11 +99,9 @@ func (g *group) worker() {
 			continue
 		}
 		res = append(res, make([]result, len(chunk))...)
-		start := time.Now()
 		g.inflight.Add(float64(len(chunk)))
 		held = g.runChunk(chunk, res, &buf)
 		g.inflight.Sub(float64(len(chunk)))
-		g.observeCost(len(chunk), time.Since(start))
 	}
 }
 
@@ -101,10 +111,13 @@ func (g *group) chunkSizeLocked() int {
 	return min(max(k, 1), maxChunk, len(g.ready))
 }
 
-// observeCost folds a chunk's time per record into the group's estimate
-// (an exponential moving average; concurrent updates may drop one, which
-// only slows the average down).
+// observeCost folds a chunk's handler time per call into the group's
+// estimate (an exponential moving average; concurrent updates may drop one,
+// which only slows the average down).
 func (g *group) observeCost(n int, d time.Duration) {
+	if n == 0 {
+		return
+	}
 	per := int64(d) / int64(n)
 	old := g.recordCost.Load()
 	g.recordCost.Store(old + (per-old)/8)
@@ -137,10 +150,10 @@ func (g *group) takeLocked(chunk []task) []task {
 // done in their partition's schedule (releasing the next record of their
 // key, or skipping it when a later version supersedes it), records not
 // started go back to the front of the ready queue, and a retrying record
-// stays running with its worker.
-func (g *group) settleLocked(chunk []task, res []result) {
+// stays running with its worker. It returns how many records it made ready.
+func (g *group) settleLocked(chunk []task, res []result) int {
 	if len(chunk) == 0 {
-		return
+		return 0
 	}
 	var back []task
 	released := 0
@@ -174,12 +187,13 @@ func (g *group) settleLocked(chunk []task, res []result) {
 		g.ready = append(back, g.ready...)
 		released += len(back)
 	}
-	g.wakeLocked(released)
 	g.notifyLocked()
+	return released
 }
 
-// wakeLocked wakes enough idle workers for n newly ready records. The
-// caller, a worker, takes a chunk itself; dispatch passes n+chunk size.
+// wakeLocked wakes enough idle workers for n newly ready records, counting
+// on the caller to take one chunk itself; a caller that takes none (dispatch,
+// a worker about to retry) passes n plus a chunk size.
 func (g *group) wakeLocked(n int) {
 	k := max(g.chunkSizeLocked(), 1)
 	for w := min((n-1)/k, g.idle); w > 0; w-- {
@@ -209,6 +223,7 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 	evs := b.evs
 	// Decode and validate; the poison, the versionless and the records
 	// redriven for another group finish here.
+	var held *retry
 	for i, t := range chunk {
 		if g.halted(t) {
 			continue // abandoned
@@ -221,28 +236,32 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 		}
 		ev, err := t.w.event(g.cfg.Domain)
 		if err != nil {
-			res[i] = g.deadLetterResult(t, err, topics.ErrorClassPoison, 0)
+			res[i] = g.deadLetterInChunk(t, err, topics.ErrorClassPoison, 0, &held)
 			continue
 		}
 		if g.cfg.Idempotency == IdempotencyFence && ev.Version < 1 {
 			err := fmt.Errorf("event %s has no version; the version fence needs one", ev.ID)
-			res[i] = g.deadLetterResult(t, err, topics.ErrorClassPermanent, 0)
+			res[i] = g.deadLetterInChunk(t, err, topics.ErrorClassPermanent, 0, &held)
 			continue
 		}
 		evs[i] = ev
 	}
 	if !g.admitChunk(chunk, res, evs, b) {
-		return nil // the group's work context ended while Redis was down
+		return held // the group's work context ended while Redis was down
 	}
 	// Handle, in chunk order; collect what succeeded for one store call.
+	// A retryable failure stops the chunk: the sink is likely failing for
+	// the records after it too, so they go back unstarted.
 	applied := b.idx[:0]
-	var held *retry
+	stopped := false
+	var calls int
+	var handling time.Duration
 	for i, t := range chunk {
 		ev := evs[i]
 		if ev == nil || res[i] != abandoned {
 			continue // finished above, or abandoned before it started
 		}
-		if held != nil {
+		if stopped {
 			res[i] = returned
 			continue
 		}
@@ -250,8 +269,9 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 			continue
 		}
 		ctx := t.part.ctx
-		start := time.Now()
-		err := g.call(ctx, ev)
+		took, err := g.call(ctx, ev)
+		calls++
+		handling += took
 		switch {
 		case err == nil:
 			applied = append(applied, i)
@@ -261,39 +281,56 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 		case ctx.Err() != nil:
 			// abandoned
 		case IsPermanent(err) || topics.IsPoison(err):
-			res[i] = g.deadLetterResult(t, err, topics.ErrorClassPermanent, 1)
+			res[i] = g.deadLetterInChunk(t, err, topics.ErrorClassPermanent, 1, &held)
+		case held != nil:
+			stopped = true
+			res[i] = returned // its attempt is not counted: it starts over
 		default:
-			held = &retry{t: t, ev: ev, err: err, spent: time.Since(start)}
+			stopped = true
+			held = &retry{t: t, ev: ev, err: err, spent: took}
 			res[i] = retrying
 		}
 	}
+	g.observeCost(calls, handling)
 	b.idx = applied
 	g.appliedChunk(chunk, res, evs, applied, b)
 	return held
 }
 
-// deadLetterResult dead-letters t's record and returns its result.
-func (g *group) deadLetterResult(t task, cause error, class string, attempts int) result {
-	if g.deadLetter(t.part.ctx, t.part.num, t.w.rec, cause, class, attempts) {
+// deadLetterInChunk makes one attempt at t's dead letter. If Kafka does not
+// acknowledge it, the worker holds the record to retry it alone after the
+// chunk (or, already holding one, returns it to the ready queue), so that a
+// failing DLQ never holds up the chunk's other records.
+func (g *group) deadLetterInChunk(t task, cause error, class string, attempts int, held **retry) result {
+	d := newDeadLetter(t.w.rec, g.id, cause, class, attempts)
+	err := g.writeDeadLetter(t.part.ctx, d)
+	switch {
+	case err == nil:
+		g.deadLettered(t.part.num, d)
 		return finished
+	case t.part.ctx.Err() != nil:
+		return abandoned
 	}
-	return abandoned
+	g.dlqWriteFailed(t.part.num, d, err)
+	if *held != nil {
+		return returned
+	}
+	*held = &retry{t: t, dl: d}
+	return retrying
 }
 
 // admitChunk checks the fence or dedupe state of every decoded record of
 // the chunk that is still undecided, with one store call, and finishes the
-// stale and duplicate ones. A record the fence cache already proves stale
-// is skipped without a round trip; every record that is to be applied is
-// checked against Redis, so that nothing is applied while Redis is
-// unreachable (the group pauses instead). It reports false if the group's
-// work context ended first (a Redis outage outlived the drain deadline):
-// every undecided record is then abandoned.
+// stale and duplicate ones. A subject in the fence cache needs no round
+// trip (see fenceCache); the others are read from Redis in one call. It
+// reports false if the group's work context ended first (a Redis outage
+// outlived the drain deadline): every undecided record is then abandoned.
 func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *chunkBuf) bool {
 	if g.cfg.Idempotency == IdempotencyNone {
 		return true
 	}
 	fence := g.cfg.Idempotency == IdempotencyFence
-	idx, keys, cached := b.idx[:0], b.subjects[:0], b.versions[:0]
+	idx, keys := b.idx[:0], b.subjects[:0]
 	if fence {
 		g.fence.mu.Lock()
 	}
@@ -305,18 +342,19 @@ func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *c
 			idx, keys = append(idx, i), append(keys, ev.ID)
 			continue
 		}
-		v, _ := g.fence.getLocked(ev.Subject, chunk[i].part)
-		if ev.Version <= v {
-			g.count(OutcomeSkippedStale)
-			res[i] = finished
+		if v, ok := g.fence.getLocked(ev.Subject, chunk[i].part); ok {
+			if ev.Version <= v {
+				g.count(OutcomeSkippedStale)
+				res[i] = finished
+			}
 			continue
 		}
-		idx, keys, cached = append(idx, i), append(keys, ev.Subject), append(cached, v)
+		idx, keys = append(idx, i), append(keys, ev.Subject)
 	}
 	if fence {
 		g.fence.mu.Unlock()
 	}
-	b.idx, b.subjects, b.versions = idx, keys, cached
+	b.idx, b.subjects = idx, keys
 	if len(idx) == 0 {
 		return true
 	}
@@ -345,10 +383,7 @@ func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *c
 	}
 	g.fence.mu.Lock()
 	for j, i := range idx {
-		// A stored version below the cached one means the store lost what
-		// this process wrote (Redis restarted empty): the cache still
-		// knows better.
-		v := max(stored[j], cached[j])
+		v := stored[j]
 		g.fence.putLocked(keys[j], chunk[i].part, v)
 		if evs[i].Version <= v {
 			g.count(OutcomeSkippedStale)
@@ -426,13 +461,21 @@ const fenceCacheMax = 100_000
 // stored in the fence, tied to the partition assignment it was learnt under.
 // While a partition stays assigned, this process is the only writer of its
 // subjects' versions (an earlier owner still finishing a record is caught by
-// Advance reporting no change), so a record at or below the cached version
-// is stale for sure and is skipped without a round trip — on hot SKUs, most
-// of the stale ones. The effective fence is the higher of the cached and the
-// stored version, which also keeps a Redis that restarted empty from letting
-// a stale version of a cached subject through. An entry learnt under an
-// earlier assignment of the partition (a partState since discarded) never
-// matches: another member may have advanced the subject since.
+// Advance reporting no change), so the cached version is the stored one:
+// a record of a cached subject is admitted or skipped without a round trip,
+// and only Advance, after the sink succeeded, goes to Redis — one store
+// call per applied record instead of two (make bench S2). It also keeps a
+// Redis that restarted empty from letting a stale version of a cached
+// subject through, and is what the group writes back when it detects that
+// (storereset.go). An entry learnt under an earlier assignment of the
+// partition (a partState since discarded) never matches: another member may
+// have advanced the subject since.
+//
+// One consequence: when Redis becomes unreachable, a record of a cached
+// subject can still reach the sink; its Advance then fails and the group
+// pauses (withStore), holding that subject's next record until Redis
+// answers. A crash in between re-applies that record (at-least-once), as a
+// crash between any sink call and its Advance does — never an older one.
 type fenceCache struct {
 	mu sync.Mutex
 	m  map[string]fenceEntry

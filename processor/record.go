@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/topics"
@@ -19,6 +20,12 @@ import (
 // retry policy; the budget counts handler calls and backoff waits, not time
 // spent waiting for Redis: an outage must not dead-letter records.
 func (g *group) retryRecord(r *retry) result {
+	if r.dl != nil {
+		if g.retryDeadLetter(r.t.part.ctx, r.t.part.num, r.dl) {
+			return finished
+		}
+		return abandoned
+	}
 	ctx, partition, rec, ev := r.t.part.ctx, r.t.part.num, r.t.w.rec, r.ev
 	err, spent := r.err, r.spent
 	for attempt := 1; ; attempt++ {
@@ -27,7 +34,10 @@ func (g *group) retryRecord(r *retry) result {
 			wait = ra
 		}
 		if attempt >= g.cfg.Retry.MaxAttempts || spent+wait > g.cfg.Retry.MaxElapsed {
-			return g.deadLetterResult(r.t, err, topics.ErrorClassRetriesExhausted, attempt)
+			if g.deadLetter(ctx, partition, rec, err, topics.ErrorClassRetriesExhausted, attempt) {
+				return finished
+			}
+			return abandoned
 		}
 		g.retried.Inc()
 		g.stats.retried.Add(1)
@@ -44,9 +54,9 @@ func (g *group) retryRecord(r *retry) result {
 			g.count(skip)
 			return finished
 		}
-		callStart := time.Now()
-		err = g.call(ctx, ev)
-		spent += time.Since(callStart)
+		var took time.Duration
+		took, err = g.call(ctx, ev)
+		spent += took
 		switch {
 		case err == nil:
 			if err := g.applied(ctx, ev); err != nil {
@@ -69,16 +79,17 @@ func (g *group) retryRecord(r *retry) result {
 }
 
 // call runs the handler once, timing it and turning a panic into a
-// permanent error.
-func (g *group) call(ctx context.Context, ev *topics.Event) (err error) {
+// permanent error; it returns how long the handler took.
+func (g *group) call(ctx context.Context, ev *topics.Event) (took time.Duration, err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			err = Permanent(fmt.Errorf("handler panic: %v", r))
 		}
-		g.duration.Observe(time.Since(start).Seconds())
+		took = time.Since(start)
+		g.duration.Observe(took.Seconds())
 	}()
-	return g.cfg.Handler.Handle(ctx, ev)
+	return 0, g.cfg.Handler.Handle(ctx, ev)
 }
 
 // admit checks the fence or dedupe store and returns the skip outcome, or ""
@@ -193,58 +204,104 @@ func (g *group) resume() {
 // headers and waits for the acknowledgement (acks=all), retrying until it
 // succeeds: the partition never advances past an unacknowledged record.
 func (g *group) deadLetter(ctx context.Context, partition int32, rec *kgo.Record, cause error, class string, attempts int) bool {
-	failedAt := time.Now().UTC()
-	dlqTopic := topics.DLQTopic(g.cfg.Topic)
+	return g.retryDeadLetter(ctx, partition, newDeadLetter(rec, g.id, cause, class, attempts))
+}
+
+// retryDeadLetter writes d until it is acknowledged, backing off between
+// attempts; it reports false if ctx ended first.
+func (g *group) retryDeadLetter(ctx context.Context, partition int32, d *deadLetter) bool {
 	wait := 100 * time.Millisecond
 	for {
-		dl := &kgo.Record{
-			Topic:   dlqTopic,
-			Key:     rec.Key,
-			Value:   rec.Value,
-			Headers: dlqHeaders(rec, g.id, cause, class, attempts, failedAt),
-		}
-		err := g.cl.ProduceSync(ctx, dl).FirstErr()
+		err := g.writeDeadLetter(ctx, d)
 		if err == nil {
-			break
+			g.deadLettered(partition, d)
+			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		g.dlqFailures.Inc()
-		g.log.Error().Err(err).Str("dlq", dlqTopic).Int32("partition", partition).Int64("offset", rec.Offset).
-			Msg("dead-letter write failed; the partition waits for it")
+		g.dlqWriteFailed(partition, d, err)
 		if !sleep(ctx, wait) {
 			return false
 		}
 		wait = min(2*wait, 10*time.Second)
 	}
+}
+
+// deadLetter is a record on its way to the dead-letter topic.
+type deadLetter struct {
+	rec      *kgo.Record
+	group    string
+	cause    error
+	class    string
+	attempts int
+	failedAt time.Time
+	// slim: Kafka refused the full copy as too large, so it is written
+	// without the original's value and headers (HeaderValueOmitted).
+	slim bool
+}
+
+func newDeadLetter(rec *kgo.Record, group string, cause error, class string, attempts int) *deadLetter {
+	return &deadLetter{rec: rec, group: group, cause: cause, class: class, attempts: attempts, failedAt: time.Now().UTC()}
+}
+
+// record returns a new record for one produce attempt (kgo owns a record
+// once it is produced).
+func (d *deadLetter) record(topic string) *kgo.Record {
+	r := &kgo.Record{Topic: topic, Key: d.rec.Key}
+	if !d.slim {
+		r.Value = d.rec.Value
+		r.Headers = dlqHeaders(d.rec, d.group, d.cause, d.class, d.attempts, d.failedAt)
+		return r
+	}
+	r.Headers = append(deadLetterHeaders(d.rec, d.group, d.cause, d.class, d.attempts, d.failedAt),
+		kgo.RecordHeader{Key: topics.HeaderValueOmitted, Value: []byte(strconv.Itoa(len(d.rec.Value)))})
+	return r
+}
+
+// writeDeadLetter makes one attempt at writing d and waits for the
+// acknowledgement. A copy Kafka refuses as too large (the original plus the
+// contract headers can exceed max.message.bytes, or the producer's batch
+// limit) would be refused forever and hold its partition: it is written
+// slim instead, right away — the original stays in the source topic, at
+// the partition and offset the headers name, and redrive reads it there.
+func (g *group) writeDeadLetter(ctx context.Context, d *deadLetter) error {
+	topic := topics.DLQTopic(g.cfg.Topic)
+	err := g.cl.ProduceSync(ctx, d.record(topic)).FirstErr()
+	if !d.slim && (errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)) {
+		g.log.Warn().Err(err).Int32("partition", d.rec.Partition).Int64("offset", d.rec.Offset).Int("value_bytes", len(d.rec.Value)).
+			Msg("dead letter too large for Kafka; writing it without the original value and headers (" + topics.HeaderValueOmitted + ")")
+		d.slim = true
+		err = g.cl.ProduceSync(ctx, d.record(topic)).FirstErr()
+	}
+	return err
+}
+
+func (g *group) dlqWriteFailed(partition int32, d *deadLetter, err error) {
+	g.dlqFailures.Inc()
+	g.log.Error().Err(err).Str("dlq", topics.DLQTopic(g.cfg.Topic)).Int32("partition", partition).Int64("offset", d.rec.Offset).
+		Msg("dead-letter write failed; the partition waits for it")
+}
+
+// deadLettered counts and logs an acknowledged dead letter.
+func (g *group) deadLettered(partition int32, d *deadLetter) {
 	g.count(OutcomeDeadLettered)
 	g.log.Error().
 		Int32("partition", partition).
-		Int64("offset", rec.Offset).
-		Str("key", string(rec.Key)).
-		Str("error_class", class).
-		Int("attempts", attempts).
-		Str("dlq", dlqTopic).
-		Str("error", cause.Error()).
+		Int64("offset", d.rec.Offset).
+		Str("key", string(d.rec.Key)).
+		Str("error_class", d.class).
+		Int("attempts", d.attempts).
+		Str("dlq", topics.DLQTopic(g.cfg.Topic)).
+		Bool("value_omitted", d.slim).
+		Str("error", d.cause.Error()).
 		Msg("record dead-lettered")
-	return true
 }
 
 // dlqHeaders keeps rec's headers, replacing any earlier dead-letter headers,
 // and adds the contract ones.
 func dlqHeaders(rec *kgo.Record, group string, cause error, class string, attempts int, failedAt time.Time) []kgo.RecordHeader {
-	add := []kgo.RecordHeader{
-		{Key: topics.HeaderOriginalTopic, Value: []byte(rec.Topic)},
-		{Key: topics.HeaderOriginalPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
-		{Key: topics.HeaderOriginalOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-		{Key: topics.HeaderOriginalTimestamp, Value: []byte(strconv.FormatInt(rec.Timestamp.UnixMilli(), 10))},
-		{Key: topics.HeaderGroup, Value: []byte(group)},
-		{Key: topics.HeaderError, Value: []byte(cause.Error())},
-		{Key: topics.HeaderErrorClass, Value: []byte(class)},
-		{Key: topics.HeaderAttempts, Value: []byte(strconv.Itoa(attempts))},
-		{Key: topics.HeaderFailedAt, Value: []byte(failedAt.Format(time.RFC3339Nano))},
-	}
+	add := deadLetterHeaders(rec, group, cause, class, attempts, failedAt)
 	replaced := make(map[string]bool, len(add))
 	for _, h := range add {
 		replaced[h.Key] = true
@@ -256,6 +313,21 @@ func dlqHeaders(rec *kgo.Record, group string, cause error, class string, attemp
 		}
 	}
 	return append(out, add...)
+}
+
+// deadLetterHeaders are the dead-letter headers of the contract for rec.
+func deadLetterHeaders(rec *kgo.Record, group string, cause error, class string, attempts int, failedAt time.Time) []kgo.RecordHeader {
+	return []kgo.RecordHeader{
+		{Key: topics.HeaderOriginalTopic, Value: []byte(rec.Topic)},
+		{Key: topics.HeaderOriginalPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
+		{Key: topics.HeaderOriginalOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		{Key: topics.HeaderOriginalTimestamp, Value: []byte(strconv.FormatInt(rec.Timestamp.UnixMilli(), 10))},
+		{Key: topics.HeaderGroup, Value: []byte(group)},
+		{Key: topics.HeaderError, Value: []byte(cause.Error())},
+		{Key: topics.HeaderErrorClass, Value: []byte(class)},
+		{Key: topics.HeaderAttempts, Value: []byte(strconv.Itoa(attempts))},
+		{Key: topics.HeaderFailedAt, Value: []byte(failedAt.Format(time.RFC3339Nano))},
+	}
 }
 
 func (g *group) count(outcome string) { g.countN(outcome, 1) }

@@ -48,6 +48,12 @@ const (
 	HeaderFailedAt          = "shopstream.failed.at"
 	HeaderRedriveGroup      = "shopstream.redrive.group"
 	HeaderRedriveCount      = "shopstream.redrive.count"
+	// HeaderValueOmitted (an extension of the contract) marks a dead letter
+	// written without the original's value and headers because, with them,
+	// it was larger than Kafka accepts; it holds the original value's size
+	// in bytes. The original stays readable at the original topic,
+	// partition and offset, from which a redrive reads it back.
+	HeaderValueOmitted = "shopstream.value.omitted"
 )
 
 // Values of HeaderErrorClass (contract).
