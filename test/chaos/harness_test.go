@@ -5,10 +5,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +56,11 @@ type stack struct {
 }
 
 var prefixSeq atomic.Int64
+
+// logLevel is the processes' --log-level: warn, or SHOPSTREAM_CHAOS_LOG_LEVEL
+// (info shows assignments, revocations and commits, for a post-mortem with
+// SHOPSTREAM_CHAOS_LOGS).
+var logLevel = cmp.Or(os.Getenv("SHOPSTREAM_CHAOS_LOG_LEVEL"), "warn")
 
 // newStack starts everything but the processes. yaml is appended to the
 // topology file (the topics section is written here).
@@ -149,11 +157,17 @@ func (s *stack) generate(cfg devstack.GenConfig) {
 // partitions, in order, in batches of batch records with pause between
 // them, and rewrites the manifest to the offsets the records got.
 func (s *stack) feed(ctx context.Context, batch int, pause time.Duration) error {
+	return s.feedPart(ctx, s.source, batch, pause)
+}
+
+// feedPart is feed for part of the generated stream (a slice of s.source,
+// fed in order after the parts before it).
+func (s *stack) feedPart(ctx context.Context, source []devstack.Produced, batch int, pause time.Duration) error {
 	if batch <= 0 {
-		batch = len(s.source)
+		batch = len(source)
 	}
-	for i := 0; i < len(s.source); i += batch {
-		chunk := s.source[i:min(i+batch, len(s.source))]
+	for i := 0; i < len(source); i += batch {
+		chunk := source[i:min(i+batch, len(source))]
 		recs := make([]*kgo.Record, len(chunk))
 		for j, p := range chunk {
 			recs[j] = &kgo.Record{Topic: s.prefix + p.Topic, Partition: p.Partition, Key: []byte(p.Key), Value: p.Value}
@@ -167,7 +181,7 @@ func (s *stack) feed(ctx context.Context, batch int, pause time.Duration) error 
 			s.m.Records = append(s.m.Records, p)
 		}
 		s.mu.Unlock()
-		if pause > 0 && i+batch < len(s.source) {
+		if pause > 0 && i+batch < len(source) {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -183,6 +197,8 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	log  string
+	// http is the address of its /metrics, /healthz and /readyz.
+	http string
 	done chan struct{}
 	err  error
 }
@@ -194,12 +210,12 @@ func (s *stack) start(extraEnv ...string) *proc {
 	s.seq++
 	name := fmt.Sprintf("p%d", s.seq)
 	s.mu.Unlock()
-	p := &proc{name: name, log: filepath.Join(s.dir, name+".log"), done: make(chan struct{})}
+	p := &proc{name: name, log: filepath.Join(s.dir, name+".log"), http: freeAddr(s.t), done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary, "run", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	p.cmd = exec.Command(binary, "run", "--http-addr", p.http, "--log-level", logLevel)
 	p.cmd.Env = append(os.Environ(),
 		"SHOPSTREAM_BROKERS="+strings.Join(s.brokers, ","),
 		"SHOPSTREAM_REDIS_URL="+cmp.Or(s.redisURL, s.redis.URL()),
@@ -226,6 +242,54 @@ func (s *stack) start(extraEnv ...string) *proc {
 	s.procs = append(s.procs, p)
 	s.mu.Unlock()
 	return p
+}
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago, for a process's HTTP listener.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// metric returns the sum of the samples of a counter or gauge on p's
+// /metrics whose labels contain every one of labels (each `name="value"`).
+func (p *proc) metric(ctx context.Context, name string, labels ...string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(rest, l)
+		}
+		if i := strings.LastIndexByte(rest, ' '); match && i >= 0 {
+			v, err := strconv.ParseFloat(rest[i+1:], 64)
+			if err != nil {
+				return 0, fmt.Errorf("metric line %q: %w", line, err)
+			}
+			sum += v
+		}
+	}
+	return sum, sc.Err()
 }
 
 func (p *proc) alive() bool {
@@ -347,6 +411,88 @@ func (s *stack) waitCaughtUp(timeout time.Duration) {
 	}
 }
 
+// waitFor polls cond every 100 ms until it holds, failing the test after
+// timeout with what.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitSettled waits until every process in procs is ready (/readyz: each
+// of its groups has joined) and every group of the stack is Stable with
+// exactly len(procs) members: the live processes, no member that died
+// and is not yet expired. kfake needs it before a SIGKILL (see
+// TestKillNine).
+func (s *stack) waitSettled(procs []*proc, timeout time.Duration) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var ids []string
+	for _, g := range s.groups {
+		ids = append(ids, "shopstream."+g.Name)
+	}
+	for {
+		last := s.settled(ctx, procs, ids)
+		if last == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("not settled within %s: %s", timeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// settled returns "" when waitSettled's condition holds, else what is not.
+func (s *stack) settled(ctx context.Context, procs []*proc, ids []string) string {
+	for _, p := range procs {
+		if err := p.ready(ctx); err != nil {
+			return fmt.Sprintf("%s not ready: %v", p.name, err)
+		}
+	}
+	d, err := s.adm.DescribeGroups(ctx, ids...)
+	if err != nil {
+		return err.Error()
+	}
+	var states []string
+	stable := 0
+	for _, g := range d.Sorted() {
+		states = append(states, fmt.Sprintf("%s %s/%d", g.Group, g.State, len(g.Members)))
+		if g.Err == nil && g.State == "Stable" && len(g.Members) == len(procs) {
+			stable++
+		}
+	}
+	if stable != len(ids) {
+		return fmt.Sprintf("want %d groups Stable with %d members: %s", len(ids), len(procs), strings.Join(states, ", "))
+	}
+	return ""
+}
+
+// ready returns nil when p's /readyz answers 200.
+func (p *proc) ready(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
 // check runs the invariant checker over the manifest, the DLQ topics and
 // the simulator's calls, prints the summary and returns the verdict.
 func (s *stack) check(scenario string) devstack.Verdict {
@@ -410,5 +556,4 @@ func stream(seed int64, n int, poison float64) devstack.GenConfig {
 		Orders: n / 20, Customers: max(n/80, 10), PoisonRate: poison}
 }
 
-var _ = http.StatusOK
 var _ = topics.DLQSuffix
