@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -68,6 +71,86 @@ type groupSettings struct {
 	// Coalesce applies only the newest of several waiting absolute updates
 	// of the same thing (catalog and inventory only); see README.
 	Coalesce bool `yaml:"coalesce"`
+
+	// notWhole describes each integer setting the file gave a number with
+	// a fraction or out of range (the YAML decoder truncates 2.5 to 2);
+	// validate reports them. Filled by UnmarshalYAML.
+	notWhole map[string]string
+}
+
+// UnmarshalYAML decodes a group's settings as the decoder would, then notes
+// every integer setting written as a non-integral number: go-yaml stores
+// concurrency: 2.5 as 2 without a word. A whole number written as a float
+// (8.0, 1e3) is accepted, as before. It is the callback form of the
+// interface on purpose: the callback decodes with the caller's decoder, so
+// KnownFields (unknown keys are errors), aliases and merge keys still apply.
+func (g *groupSettings) UnmarshalYAML(unmarshal func(any) error) error {
+	type group groupSettings // without this method; errors name "main.group"
+	if err := unmarshal((*group)(g)); err != nil {
+		return err
+	}
+	var fields map[string]yaml.Node
+	if err := unmarshal(&fields); err != nil {
+		return err
+	}
+	g.notWhole = map[string]string{}
+	nonIntegers(g.notWhole, "", reflect.TypeFor[groupSettings](), fields)
+	return nil
+}
+
+// nonIntegers records in out, for each integer field of struct type t
+// (nested structs such as retry included; durations are not integers here)
+// that fields holds as a YAML float other than a whole number, what is
+// wrong with it, by its key path (prefix + key).
+func nonIntegers(out map[string]string, prefix string, t reflect.Type, fields map[string]yaml.Node) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		n, ok := fields[key]
+		if key == "" || key == "-" || !ok {
+			continue
+		}
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = *n.Alias
+		}
+		switch {
+		case f.Type.Kind() == reflect.Struct:
+			var sub map[string]yaml.Node
+			if n.Kind == yaml.MappingNode && n.Decode(&sub) == nil {
+				nonIntegers(out, prefix+key+".", f.Type, sub)
+			}
+		case isInteger(f.Type) && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float":
+			var v float64
+			if n.Decode(&v) != nil {
+				continue // not a number the decoder could read: it has said so
+			}
+			switch {
+			case math.IsNaN(v) || math.IsInf(v, 0):
+				out[prefix+key] = fmt.Sprintf("%s (line %d) is not a whole number; write an integer", n.Value, n.Line)
+			case v < math.MinInt64 || v >= math.MaxInt64: // float64(MaxInt64) is 2^63
+				out[prefix+key] = fmt.Sprintf("%s (line %d) is out of range; write an integer", n.Value, n.Line)
+			case v != math.Trunc(v):
+				fix := "write an integer"
+				switch {
+				case v > 1:
+					fix = fmt.Sprintf("write an integer, such as %.0f or %.0f", math.Floor(v), math.Ceil(v))
+				case v > 0:
+					fix = "write an integer, such as 1"
+				}
+				out[prefix+key] = fmt.Sprintf("%s (line %d) is not a whole number and would be cut to %d; %s", n.Value, n.Line, int64(v), fix)
+			}
+		}
+	}
+}
+
+// isInteger reports whether t is an integer type other than time.Duration.
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return t != reflect.TypeFor[time.Duration]()
+	}
+	return false
 }
 
 // setting is one contract flag with its environment variable.
@@ -181,10 +264,15 @@ func (c *config) loadTopology(path string) error {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c.Topology); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
 	var errs []error
+	if err := dec.Decode(&c.Topology); err != nil && !errors.Is(err, io.EOF) {
+		if _, ok := errors.AsType[*yaml.TypeError](err); !ok {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+		// A value of the wrong type or an unknown key: the decoder went on
+		// with the rest, so check that too and report every problem at once.
+		errs = append(errs, fmt.Errorf("config %s: %w", path, err))
+	}
 	for d := range c.Topology.Topics {
 		if _, err := topics.ParseDomain(d); err != nil {
 			errs = append(errs, fmt.Errorf("config %s: topics.%s: %w", path, d, err))
@@ -234,19 +322,98 @@ func (c *config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
 	}
-	t := c.Topology
-	if t.DrainTimeout < 0 || t.RevokeTimeout < 0 || t.DedupeTTL < 0 {
-		errs = append(errs, errors.New("config: drain_timeout, revoke_timeout and dedupe_ttl must not be negative"))
+	errs = append(errs, c.Topology.validate()...)
+	return errors.Join(errs...)
+}
+
+// The defaults and bounds processor.GroupConfig applies (processor/config.go),
+// mirrored here so that the loader rejects what processor.New would;
+// TestRunConfigAgreesWithProcessor keeps the two in step.
+const (
+	defaultConcurrency = 64
+	maxConcurrency     = 100000
+	bufferedPerSlot    = 32 // max_buffered 0 means 32 × concurrency
+)
+
+// validate checks every setting of the topology file that the processor
+// (processor.New) or the sinks (handlers) would reject when the service
+// starts, so that `run` reports all of them at once when it parses its
+// configuration, each naming its key and the fix.
+func (t topology) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	for name, gs := range t.Groups {
-		if gs.Concurrency < 0 || gs.MaxBuffered < 0 || gs.RateLimit < 0 || gs.Burst < 0 || gs.Timeout < 0 {
-			errs = append(errs, fmt.Errorf("config: groups.%s: concurrency, max_buffered, rate_limit, burst and timeout must not be negative", name))
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"drain_timeout", t.DrainTimeout}, {"revoke_timeout", t.RevokeTimeout}, {"dedupe_ttl", t.DedupeTTL}} {
+		if d.v < 0 {
+			bad(d.key, "%s is negative; write a duration such as 30s, or 0 for the default", d.v)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Groups)) {
+		gs := t.Groups[name]
+		key := func(k string) string { return "groups." + name + "." + k }
+		for _, k := range slices.Sorted(maps.Keys(gs.notWhole)) {
+			bad(key(k), "%s", gs.notWhole[k])
+		}
+		whole := func(k string) bool { _, ok := gs.notWhole[k]; return !ok }
+
+		concurrency := gs.Concurrency
+		if concurrency == 0 {
+			concurrency = defaultConcurrency
+		}
+		if whole("concurrency") && (gs.Concurrency < 0 || gs.Concurrency > maxConcurrency) {
+			bad(key("concurrency"), "%d is out of range; write 1 to %d records at once, or 0 for the default %d", gs.Concurrency, maxConcurrency, defaultConcurrency)
+		}
+		switch {
+		case !whole("max_buffered"):
+		case gs.MaxBuffered < 0:
+			bad(key("max_buffered"), "%d is negative; write at least concurrency, or 0 for %d × concurrency", gs.MaxBuffered, bufferedPerSlot)
+		case gs.MaxBuffered > 0 && gs.MaxBuffered < concurrency && whole("concurrency") && gs.Concurrency >= 0 && gs.Concurrency <= maxConcurrency:
+			bad(key("max_buffered"), "%d is below concurrency %d; write at least %d, or 0 for %d × concurrency", gs.MaxBuffered, concurrency, concurrency, bufferedPerSlot)
+		}
+		if r := gs.RateLimit; math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+			bad(key("rate_limit"), "%v is not a rate; write requests per second, a finite number of at least 0 (0: unlimited)", r)
+		}
+		if whole("burst") && gs.Burst < 0 {
+			bad(key("burst"), "%d is negative; write how many requests may go at once under rate_limit (0: 1)", gs.Burst)
+		}
+		if gs.Timeout < 0 {
+			bad(key("timeout"), "%s is negative; write a duration such as 10s, or 0 for the default", gs.Timeout)
 		}
 		if gs.Coalesce && name != "catalog" && name != "inventory" {
-			errs = append(errs, fmt.Errorf("config: groups.%s.coalesce: only the catalog and inventory groups (version-fenced) can coalesce", name))
+			bad(key("coalesce"), "only the catalog and inventory groups (version-fenced) can coalesce")
+		}
+
+		r, def := gs.Retry, processor.DefaultRetryPolicy
+		if whole("retry.max_attempts") && r.MaxAttempts < 0 {
+			bad(key("retry.max_attempts"), "%d is below 1; write how many handler calls at most (at least 1), or 0 for the default %d", r.MaxAttempts, def.MaxAttempts)
+		}
+		for _, d := range []struct {
+			key    string
+			v, def time.Duration
+		}{{"retry.initial_backoff", r.Initial, def.Initial}, {"retry.max_backoff", r.Max, def.Max}, {"retry.max_elapsed", r.MaxElapsed, def.MaxElapsed}} {
+			if d.v < 0 {
+				bad(key(d.key), "%s is negative; write a duration, or 0 for the default %s", d.v, d.def)
+			}
+		}
+		if r.Initial >= 0 && r.Max >= 0 {
+			initial, initialSet := r.Initial, "initial_backoff"
+			if initial == 0 {
+				initial, initialSet = def.Initial, "the default initial_backoff"
+			}
+			ceiling, ceilingSet := r.Max, ""
+			if ceiling == 0 {
+				ceiling, ceilingSet = def.Max, " (the default)"
+			}
+			if ceiling < initial {
+				bad(key("retry.max_backoff"), "%s%s is below %s %s; write a max_backoff of at least %s, or lower initial_backoff", ceiling, ceilingSet, initialSet, initial, initial)
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // allGroups are the short names of the built-in groups, in start order.
