@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,8 +77,15 @@ func shopstreamBinary(t testing.TB) string {
 	return binPath
 }
 
-// podName is the pod name the tests give the downward API.
-const podName = "shopstream-7d9f8b6c5-x2x4q"
+// consumerPodName is the pod name the tests give the consumer's downward
+// API: a Deployment's pod. A bridge pod's is its StatefulSet's name and an
+// ordinal (bridgePodName).
+const consumerPodName = "shopstream-7d9f8b6c5-x2x4q"
+
+// bridgePodName is the name of the bridge StatefulSet's pod of an ordinal.
+func bridgePodName(m *manifests, ordinal int) string {
+	return fmt.Sprintf("%s-%d", m.Bridge.Name, ordinal)
+}
 
 // varRef is a $(VAR) reference in an env value.
 var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
@@ -86,15 +94,15 @@ var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 // it (see containerEnv).
 func podEnv(t testing.TB, m *manifests, secrets, overrides map[string]string) []string {
 	t.Helper()
-	return containerEnv(t, container(t, m), secrets, overrides)
+	return containerEnv(t, container(t, m), consumerPodName, secrets, overrides)
 }
 
-// containerEnv is c's environment as the kubelet would set it: secretKeyRef
-// values taken from secrets (by variable name), metadata.name from the
-// downward API as podName, $(VAR) in a value expanded from the variables
-// defined before it; then values replaced by overrides, and a variable
-// overridden with "" left out.
-func containerEnv(t testing.TB, c corev1.Container, secrets, overrides map[string]string) []string {
+// containerEnv is c's environment as the kubelet would set it for the pod
+// named pod: secretKeyRef values taken from secrets (by variable name),
+// metadata.name from the downward API as pod, $(VAR) in a value expanded
+// from the variables defined before it; then values replaced by overrides,
+// and a variable overridden with "" left out.
+func containerEnv(t testing.TB, c corev1.Container, pod string, secrets, overrides map[string]string) []string {
 	t.Helper()
 	var env []string
 	defined := map[string]string{}
@@ -114,7 +122,7 @@ func containerEnv(t testing.TB, c corev1.Container, secrets, overrides map[strin
 			}
 			v = s
 		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
-			v = podName
+			v = pod
 		default:
 			t.Fatalf("env %s: valueFrom %+v; the test cannot emulate it", e.Name, e.ValueFrom)
 		}
@@ -203,8 +211,9 @@ func binaryAccepts(t *testing.T, m *manifests) {
 	startsUntilBrokers(t, "run", container(t, m).Args, podEnv(t, m, secrets, overrides))
 }
 
-// bridgeAccepts is binaryAccepts for the bridge Deployment: `shopstream
-// bridge` with its rendered environment and the topology it mounts.
+// bridgeAccepts is binaryAccepts for the bridge StatefulSet: `shopstream
+// bridge` with the rendered environment of its last pod and the topology
+// it mounts.
 func bridgeAccepts(t *testing.T, m *manifests) {
 	t.Helper()
 	raw, _ := topologyOf(t, m)
@@ -212,6 +221,27 @@ func bridgeAccepts(t *testing.T, m *manifests) {
 	if err := os.WriteFile(cfg, []byte(raw), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	pod := bridgePodName(m, max(int(ptrOr(m.Bridge.Spec.Replicas, 1))-1, 0))
+	c := bridgeContainer(t, m)
+	env := containerEnv(t, c, pod, bridgeSecrets(), map[string]string{
+		"SHOPSTREAM_CONFIG":  cfg,
+		"SHOPSTREAM_BROKERS": "",
+	})
+	if !slices.Contains(env, "SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID="+pod) {
+		t.Errorf("the bridge pod %s gets no SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID=%s; its environment: %q", pod, pod, env)
+	}
+	startsUntilBrokers(t, "bridge", c.Args, env)
+}
+
+func ptrOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// bridgeSecrets are the values of the bridge's secretKeyRef variables.
+func bridgeSecrets() map[string]string {
 	secrets := map[string]string{
 		"SHOPSTREAM_BRIDGE_SECRETS":      "0123456789abcdef0123456789abcdef",
 		"SHOPSTREAM_KAFKA_SASL_USERNAME": "user",
@@ -220,11 +250,7 @@ func bridgeAccepts(t *testing.T, m *manifests) {
 	for i := range 4 {
 		secrets[fmt.Sprintf("BRIDGE_HMAC_SECRET_%d", i)] = fmt.Sprintf("secret-%d-0123456789abcdef", i)
 	}
-	c := bridgeContainer(t, m)
-	startsUntilBrokers(t, "bridge", c.Args, containerEnv(t, c, secrets, map[string]string{
-		"SHOPSTREAM_CONFIG":  cfg,
-		"SHOPSTREAM_BROKERS": "",
-	}))
+	return secrets
 }
 
 // startsUntilBrokers runs the binary with args and env, without brokers,

@@ -2,10 +2,12 @@ package charttest
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -40,52 +42,115 @@ func bridgeSelector(s scenario) map[string]string {
 	return map[string]string{"app.kubernetes.io/name": "shopstream-bridge", "app.kubernetes.io/instance": s.release, "app.kubernetes.io/component": "bridge"}
 }
 
-// The bridge is a second Deployment and Service, only with bridge.enabled:
-// `shopstream bridge` with its HMAC secrets from the Secret, a transactional
-// id per pod, the consumer's Kafka settings and topology, probes on its own
-// port, and selectors that never cross the consumer's.
+// The bridge is a StatefulSet with a client Service, a headless Service and,
+// above one replica, a PodDisruptionBudget, only with bridge.enabled:
+// `shopstream bridge` with its HMAC secrets from the Secret, its pod name —
+// stable across restarts in a StatefulSet — as its transactional id, the
+// consumer's Kafka settings and topology, probes on its own port, and
+// selectors that never cross the consumer's.
 func TestBridge(t *testing.T) {
 	for _, s := range scenarios {
 		t.Run(s.String(), func(t *testing.T) {
 			m := decodeScenario(t, s)
-			if (m.Bridge != nil) != (s.bridge != nil) || (m.BridgeService != nil) != (s.bridge != nil) {
-				t.Fatalf("bridge Deployment %v, Service %v; want both = %v", m.Bridge != nil, m.BridgeService != nil, s.bridge != nil)
+			on := s.bridge != nil
+			if (m.Bridge != nil) != on || (m.BridgeService != nil) != on || (m.BridgeHeadless != nil) != on {
+				t.Fatalf("bridge StatefulSet %v, Service %v, headless Service %v; want all = %v",
+					m.Bridge != nil, m.BridgeService != nil, m.BridgeHeadless != nil, on)
 			}
-			if s.bridge == nil {
+			if wantPDB := on && s.bridge.replicas > 1; (m.BridgePDB != nil) != wantPDB {
+				t.Fatalf("bridge PodDisruptionBudget %v, want %v", m.BridgePDB != nil, wantPDB)
+			}
+			if !on {
 				return
 			}
-			w, d, svc := s.bridge, m.Bridge, m.BridgeService
+			w, d, svc, headless := s.bridge, m.Bridge, m.BridgeService, m.BridgeHeadless
+
+			// The StatefulSet: stable pod names <fullname>-bridge-<ordinal>,
+			// governed by the headless Service; nothing else stateful.
+			if d.Name != s.fullname+"-bridge" {
+				t.Errorf("bridge StatefulSet name %q, want %s-bridge", d.Name, s.fullname)
+			}
+			if d.Spec.ServiceName != headless.Name || headless.Name != s.fullname+"-bridge-headless" {
+				t.Errorf("bridge serviceName %q, headless Service %q; want both %s-bridge-headless", d.Spec.ServiceName, headless.Name, s.fullname)
+			}
+			// The bridge's own shutdown takes up to 3 × produce timeout + 5 s.
+			if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g < 35 {
+				t.Errorf("bridge terminationGracePeriodSeconds %v, want at least the bridge's 35 s shutdown", g)
+			}
+			if d.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+				t.Errorf("bridge podManagementPolicy %q, want Parallel (the pods do not depend on each other)", d.Spec.PodManagementPolicy)
+			}
+			if u := d.Spec.UpdateStrategy; u.Type != appsv1.RollingUpdateStatefulSetStrategyType || u.RollingUpdate != nil {
+				t.Errorf("bridge updateStrategy %+v, want RollingUpdate, one pod at a time", u)
+			}
+			if len(d.Spec.VolumeClaimTemplates) != 0 || d.Spec.PersistentVolumeClaimRetentionPolicy != nil {
+				t.Errorf("bridge volumeClaimTemplates %v: the bridge keeps no state but its name", d.Spec.VolumeClaimTemplates)
+			}
+			if d.Spec.Replicas == nil || *d.Spec.Replicas != w.replicas {
+				t.Errorf("bridge replicas = %v, want %d", d.Spec.Replicas, w.replicas)
+			}
+			if ps := d.Spec.Template.Spec; ps.Hostname != "" || ps.Subdomain != "" || ps.SetHostnameAsFQDN != nil {
+				t.Errorf("bridge hostname %q, subdomain %q: the StatefulSet sets them", ps.Hostname, ps.Subdomain)
+			}
 
 			// Selectors: each workload's pods are selected by its own
 			// objects only.
 			consumerPod, bridgePod := labels.Set(m.Deployment.Spec.Template.Labels), labels.Set(d.Spec.Template.Labels)
-			if !equalMaps(d.Spec.Selector.MatchLabels, bridgeSelector(s)) || !subset(bridgeSelector(s), bridgePod) {
-				t.Errorf("bridge selector %v, pod labels %v; want selector %v", d.Spec.Selector.MatchLabels, bridgePod, bridgeSelector(s))
+			if !equalMaps(d.Spec.Selector.MatchLabels, bridgeSelector(s)) || len(d.Spec.Selector.MatchExpressions) != 0 || !subset(bridgeSelector(s), bridgePod) {
+				t.Errorf("bridge selector %v, pod labels %v; want selector %v", d.Spec.Selector, bridgePod, bridgeSelector(s))
 			}
-			for what, sel := range map[string]map[string]string{
+			consumerSelectors := map[string]map[string]string{
 				"consumer Deployment": m.Deployment.Spec.Selector.MatchLabels,
 				"consumer Service":    m.Service.Spec.Selector,
 				"consumer PDB":        m.PDB.Spec.Selector.MatchLabels,
-			} {
+			}
+			for what, sel := range consumerSelectors {
 				if labels.SelectorFromSet(sel).Matches(bridgePod) {
 					t.Errorf("the %s selector %v selects the bridge's pods %v", what, sel, bridgePod)
 				}
 			}
-			if labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(consumerPod) || labels.SelectorFromSet(svc.Spec.Selector).Matches(consumerPod) {
-				t.Errorf("the bridge selects the consumer's pods %v", consumerPod)
+			bridgeSelectors := map[string]map[string]string{
+				"bridge StatefulSet":      d.Spec.Selector.MatchLabels,
+				"bridge Service":          svc.Spec.Selector,
+				"bridge headless Service": headless.Spec.Selector,
 			}
-			if sm := m.ServiceMonitor; sm != nil && labels.SelectorFromSet(sm.Spec.Selector.MatchLabels).Matches(labels.Set(svc.Labels)) {
-				t.Errorf("the consumer's ServiceMonitor selects the bridge Service")
+			if pdb := m.BridgePDB; pdb != nil {
+				bridgeSelectors["bridge PDB"] = pdb.Spec.Selector.MatchLabels
 			}
-			if !equalMaps(svc.Spec.Selector, bridgeSelector(s)) {
-				t.Errorf("bridge Service selector = %v, want %v", svc.Spec.Selector, bridgeSelector(s))
+			for what, sel := range bridgeSelectors {
+				if !equalMaps(sel, bridgeSelector(s)) {
+					t.Errorf("%s selector = %v, want %v", what, sel, bridgeSelector(s))
+				}
+				if labels.SelectorFromSet(sel).Matches(consumerPod) {
+					t.Errorf("the %s selector %v selects the consumer's pods %v", what, sel, consumerPod)
+				}
+			}
+			if sm := m.ServiceMonitor; sm != nil {
+				for _, bs := range []*corev1.Service{svc, headless} {
+					if labels.SelectorFromSet(sm.Spec.Selector.MatchLabels).Matches(labels.Set(bs.Labels)) {
+						t.Errorf("the consumer's ServiceMonitor selects the bridge Service %s", bs.Name)
+					}
+				}
+			}
+			if svc.Spec.ClusterIP == corev1.ClusterIPNone {
+				t.Errorf("the bridge's client Service %s is headless; it is the one Magento calls", svc.Name)
 			}
 			if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "http" || svc.Spec.Ports[0].Port != w.svcPort || svc.Spec.Ports[0].TargetPort.String() != "http" {
 				t.Errorf("bridge Service ports = %+v, want http %d → http", svc.Spec.Ports, w.svcPort)
 			}
-
-			if d.Spec.Replicas == nil || *d.Spec.Replicas != w.replicas {
-				t.Errorf("bridge replicas = %v, want %d", d.Spec.Replicas, w.replicas)
+			if headless.Spec.ClusterIP != corev1.ClusterIPNone || (headless.Spec.Type != "" && headless.Spec.Type != corev1.ServiceTypeClusterIP) {
+				t.Errorf("bridge headless Service type %q clusterIP %q, want ClusterIP None", headless.Spec.Type, headless.Spec.ClusterIP)
+			}
+			if p := headless.Spec.Ports; len(p) != 1 || p[0].Name != "http" || p[0].Port != w.port || p[0].TargetPort.String() != "http" {
+				t.Errorf("bridge headless Service ports = %+v, want http %d → http", p, w.port)
+			}
+			if pdb := m.BridgePDB; pdb != nil {
+				if pdb.Spec.MinAvailable != nil || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.String() != "1" {
+					t.Errorf("bridge PDB minAvailable %v maxUnavailable %v, want maxUnavailable 1", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+				}
+				if !labels.SelectorFromSet(pdb.Spec.Selector.MatchLabels).Matches(bridgePod) {
+					t.Errorf("bridge PDB selector %v does not select the bridge's pods %v", pdb.Spec.Selector, bridgePod)
+				}
 			}
 			ps := d.Spec.Template.Spec
 			if ps.ServiceAccountName != s.fullname || ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
@@ -147,8 +212,11 @@ func TestBridge(t *testing.T) {
 			if got := env["SHOPSTREAM_BROKERS"].Value; got != envMap(container(t, m))["SHOPSTREAM_BROKERS"].Value {
 				t.Errorf("bridge SHOPSTREAM_BROKERS = %q, want the consumer's", got)
 			}
-			if f := env["SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"].ValueFrom; f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "metadata.name" {
-				t.Errorf("SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID = %+v, want the pod name (fieldRef metadata.name)", env["SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"])
+			// The transactional id is the pod name, <statefulset>-<ordinal>:
+			// its replacement after a crash has the same one.
+			if e := env["SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID"]; e.Value != "" || e.ValueFrom == nil || e.ValueFrom.FieldRef == nil ||
+				e.ValueFrom.FieldRef.FieldPath != "metadata.name" || (e.ValueFrom.FieldRef.APIVersion != "" && e.ValueFrom.FieldRef.APIVersion != "v1") {
+				t.Errorf("SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID = %+v, want the pod name (fieldRef metadata.name)", e)
 			}
 			// The HMAC secrets: every key of the Secret, in order.
 			secrets := env["SHOPSTREAM_BRIDGE_SECRETS"]
@@ -207,3 +275,80 @@ func TestBridge(t *testing.T) {
 		})
 	}
 }
+
+// The bridge's replica count decides its PodDisruptionBudget; values that
+// only made sense for a Deployment still render; a full name of any length
+// gives valid names (a StatefulSet's at most 52 characters).
+func TestBridgeVariants(t *testing.T) {
+	base := []string{"--set", "bridge.enabled=true", "--set", "bridge.hmac.existingSecret=hmac"}
+	long := strings.Repeat("a", 50) + "-" + strings.Repeat("b", 12) // 63 characters
+	cases := []struct {
+		name     string
+		set      []string
+		fullname string
+		replicas int32
+		pdb      bool
+	}{
+		{"defaults", nil, "v-shopstream", 2, true},
+		{"one replica", []string{"bridge.replicaCount=1"}, "v-shopstream", 1, false},
+		{"scaled to zero", []string{"bridge.replicaCount=0"}, "v-shopstream", 0, false},
+		{"PDBs off", []string{"podDisruptionBudget.enabled=false"}, "v-shopstream", 2, false},
+		// One replica may keep a fixed id (it cannot fence a sibling).
+		{"one replica, own id", []string{"bridge.replicaCount=1", "bridge.extraEnv[0].name=SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID",
+			"bridge.extraEnv[0].value=shopstream-bridge-main"}, "v-shopstream", 1, false},
+		// The consumer's Deployment strategy stays a value; the StatefulSet
+		// ignores it (strict decoding refuses a `strategy` field there).
+		{"consumer strategy", []string{"strategy.rollingUpdate.maxSurge=2"}, "v-shopstream", 2, true},
+		{"long full name", []string{"fullnameOverride=" + long}, long, 2, true},
+		{"name ending in a dash when cut", []string{"fullnameOverride=" + strings.Repeat("c", 44) + "-" + strings.Repeat("d", 10)},
+			strings.Repeat("c", 44) + "-" + strings.Repeat("d", 10), 2, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := slices.Clone(base)
+			for _, s := range c.set {
+				args = append(args, "--set", s)
+			}
+			objs, err := render(t, "v", args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := decode(objs, c.fullname)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Bridge == nil || m.BridgeService == nil || m.BridgeHeadless == nil {
+				t.Fatalf("bridge StatefulSet %v, Service %v, headless Service %v", m.Bridge != nil, m.BridgeService != nil, m.BridgeHeadless != nil)
+			}
+			if (m.BridgePDB != nil) != c.pdb {
+				t.Errorf("bridge PDB %v, want %v", m.BridgePDB != nil, c.pdb)
+			}
+			if r := m.Bridge.Spec.Replicas; r == nil || *r != c.replicas {
+				t.Errorf("bridge replicas %v, want %d", r, c.replicas)
+			}
+			svc, sts, headless := bridgeNames(c.fullname)
+			if m.Bridge.Name != sts || m.Bridge.Spec.ServiceName != headless || m.BridgeHeadless.Name != headless || m.BridgeService.Name != svc {
+				t.Errorf("bridge names: StatefulSet %q serviceName %q headless %q Service %q; want %q %q %q %q",
+					m.Bridge.Name, m.Bridge.Spec.ServiceName, m.BridgeHeadless.Name, m.BridgeService.Name, sts, headless, headless, svc)
+			}
+			for what, n := range map[string]struct {
+				name string
+				max  int
+			}{
+				"StatefulSet":      {m.Bridge.Name, 52},
+				"headless Service": {m.BridgeHeadless.Name, 63},
+				"Service":          {m.BridgeService.Name, 63},
+				"last pod":         {fmt.Sprintf("%s-%d", m.Bridge.Name, max(c.replicas-1, 0)), 63},
+			} {
+				if len(n.name) > n.max || !dnsLabel.MatchString(n.name) {
+					t.Errorf("bridge %s name %q: not a DNS label of at most %d characters", what, n.name, n.max)
+				}
+			}
+			if got := m.Bridge.Spec.Template.Labels["app.kubernetes.io/name"]; got != "shopstream-bridge" {
+				t.Errorf("bridge pod label app.kubernetes.io/name = %q", got)
+			}
+		})
+	}
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)

@@ -60,9 +60,9 @@ type mountedFile struct {
 	key  string
 }
 
-// bridgeWant is what a scenario's bridge Deployment must be.
+// bridgeWant is what a scenario's bridge StatefulSet must be.
 type bridgeWant struct {
-	replicas int32
+	replicas int32 // above 1: with a PodDisruptionBudget
 	port     int32 // container port
 	svcPort  int32
 	secret   string   // Secret of the HMAC secrets
@@ -99,11 +99,11 @@ var scenarios = []scenario{
 		keda: true, minRep: 1, maxRep: 6, grace: 60, kinds: kinds("ScaledObject", "ServiceMonitor", "PrometheusRule", "ConfigMap")},
 	{name: "bridge", release: "prod", fullname: "prod-shopstream", groups: allGroups, topics: defaultTopics,
 		keda: true, minRep: 1, maxRep: 6, sasl: true, tls: true, caSecret: "kafka-ca", grace: 60,
-		kinds:   kinds("ScaledObject", "TriggerAuthentication", "Deployment", "Service"),
+		kinds:   kinds("ScaledObject", "TriggerAuthentication", "StatefulSet", "Service", "Service", "PodDisruptionBudget"),
 		redisCA: &mountedFile{"configMap", "trust-bundle", "bundle.pem"}, redisPW: "redis-auth",
 		bridge: &bridgeWant{replicas: 3, port: 8081, svcPort: 80, secret: "shopstream-bridge-hmac", keys: []string{"current", "previous"}}},
 	{name: "redis-tls", release: "prod", fullname: "prod-shopstream", groups: allGroups, topics: defaultTopics,
-		keda: true, minRep: 1, maxRep: 6, grace: 60, kinds: kinds("ScaledObject", "Deployment", "Service"),
+		keda: true, minRep: 1, maxRep: 6, grace: 60, kinds: kinds("ScaledObject", "StatefulSet", "Service", "Service", "PodDisruptionBudget"),
 		redisCA: &mountedFile{"secret", "redis-ca", "ca.crt"}, redisPW: "redis",
 		bridge: &bridgeWant{replicas: 2, port: 8080, svcPort: 8080, secret: "shopstream-bridge", keys: []string{"secret"}}},
 }
@@ -313,6 +313,13 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		{[]string{"groups.order-crm.settings.coalesce=true"}, "groups.order-crm.settings.coalesce: only the catalog and inventory groups"},
 		{[]string{"bridge.enabled=true"}, "bridge.hmac.existingSecret: the bridge needs the Secret"},
 		{[]string{"bridge.enabled=true", "bridge.hmac.existingSecret=s", "bridge.hmac.keys=null"}, "bridge.hmac.keys: empty"},
+		{[]string{"bridge.enabled=true", "bridge.hmac.existingSecret=s", "bridge.replicaCount=-1"}, `bridge.replicaCount: "-1" is not a whole number`},
+		{[]string{"bridge.enabled=true", "bridge.hmac.existingSecret=s", "bridge.replicaCount=1.5"}, `bridge.replicaCount: "1.5" is not a whole number`},
+		{[]string{"bridge.enabled=true", "bridge.hmac.existingSecret=s", "bridge.replicaCount=two"}, `bridge.replicaCount: "two" is not a whole number`},
+		// One transactional id for every replica: each would fence the others.
+		{[]string{"bridge.enabled=true", "bridge.hmac.existingSecret=s",
+			"bridge.extraEnv[0].name=SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID", "bridge.extraEnv[0].value=bridge"},
+			"bridge.extraEnv: SHOPSTREAM_BRIDGE_TRANSACTIONAL_ID would give all 2 replicas one Kafka transactional id"},
 		{[]string{"redis.tls.caSecret.name=a", "redis.tls.caConfigMap.name=b"}, "redis.tls: set caSecret.name or caConfigMap.name, not both"},
 	}
 	for _, c := range cases {

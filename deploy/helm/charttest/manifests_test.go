@@ -26,12 +26,14 @@ import (
 type manifests struct {
 	Deployment     *appsv1.Deployment
 	Service        *corev1.Service
-	Bridge         *appsv1.Deployment // "<fullname>-bridge", with bridge.enabled
-	BridgeService  *corev1.Service
+	Bridge         *appsv1.StatefulSet // "<fullname>-bridge", with bridge.enabled
+	BridgeService  *corev1.Service     // the client Service, "<fullname>-bridge"
+	BridgeHeadless *corev1.Service     // the StatefulSet's serviceName, "<fullname>-bridge-headless"
+	BridgePDB      *policyv1.PodDisruptionBudget
 	ServiceAccount *corev1.ServiceAccount
 	Config         *corev1.ConfigMap // the topology
 	Dashboard      *corev1.ConfigMap
-	PDB            *policyv1.PodDisruptionBudget
+	PDB            *policyv1.PodDisruptionBudget // the consumer's
 	HPA            *autoscalingv2.HorizontalPodAutoscaler
 	ScaledObject   *kedav1alpha1.ScaledObject
 	TriggerAuth    *kedav1alpha1.TriggerAuthentication
@@ -53,10 +55,31 @@ func strictDecode(o object, into any) error {
 	return nil
 }
 
-// decode decodes every object by apiVersion and kind; an unexpected kind or
-// apiVersion, or a second object where one is expected, is an error.
+// bridgeNames are the names of the bridge's objects for a release's full
+// name: the client Service and the PodDisruptionBudget "<fullname>-bridge"
+// (the full name cut to 56 characters), the StatefulSet "<fullname>-bridge"
+// with the full name cut to 45 — a StatefulSet name longer than 52
+// characters makes its pods' controller-revision-hash label ("<name>-<hash
+// of up to 10 characters>") longer than a label value may be, and the pods
+// are never created — and its headless Service "<statefulset>-headless".
+func bridgeNames(fullname string) (svc, sts, headless string) {
+	cut := func(n int) string {
+		s := fullname
+		if len(s) > n {
+			s = s[:n]
+		}
+		return strings.TrimSuffix(s, "-") + "-bridge"
+	}
+	svc, sts = cut(56), cut(45)
+	return svc, sts, sts + "-headless"
+}
+
+// decode decodes every object by apiVersion and kind; an unexpected kind,
+// apiVersion or name, or a second object where one is expected, is an
+// error.
 func decode(objs []object, fullname string) (*manifests, error) {
 	m := &manifests{}
+	bridgeSvc, _, bridgeHeadless := bridgeNames(fullname)
 	var errs []error
 	one := func(o object, dst any, set func()) {
 		if err := strictDecode(o, dst); err != nil {
@@ -75,22 +98,33 @@ func decode(objs []object, fullname string) (*manifests, error) {
 		}
 		switch gvk {
 		case "apps/v1 Deployment":
+			// The consumer only: the bridge is a StatefulSet.
 			var v appsv1.Deployment
-			if o.Name == fullname+"-bridge" {
-				if !dup(m.Bridge != nil) {
-					one(o, &v, func() { m.Bridge = &v })
-				}
-			} else if !dup(m.Deployment != nil) {
+			if !dup(m.Deployment != nil) {
 				one(o, &v, func() { m.Deployment = &v })
+			}
+		case "apps/v1 StatefulSet":
+			var v appsv1.StatefulSet
+			if !dup(m.Bridge != nil) {
+				one(o, &v, func() { m.Bridge = &v })
 			}
 		case "v1 Service":
 			var v corev1.Service
-			if o.Name == fullname+"-bridge" {
+			switch o.Name {
+			case fullname:
+				if !dup(m.Service != nil) {
+					one(o, &v, func() { m.Service = &v })
+				}
+			case bridgeSvc:
 				if !dup(m.BridgeService != nil) {
 					one(o, &v, func() { m.BridgeService = &v })
 				}
-			} else if !dup(m.Service != nil) {
-				one(o, &v, func() { m.Service = &v })
+			case bridgeHeadless:
+				if !dup(m.BridgeHeadless != nil) {
+					one(o, &v, func() { m.BridgeHeadless = &v })
+				}
+			default:
+				errs = append(errs, fmt.Errorf("%s: unexpected Service name", o))
 			}
 		case "v1 ServiceAccount":
 			var v corev1.ServiceAccount
@@ -108,8 +142,17 @@ func decode(objs []object, fullname string) (*manifests, error) {
 			}
 		case "policy/v1 PodDisruptionBudget":
 			var v policyv1.PodDisruptionBudget
-			if !dup(m.PDB != nil) {
-				one(o, &v, func() { m.PDB = &v })
+			switch o.Name {
+			case fullname:
+				if !dup(m.PDB != nil) {
+					one(o, &v, func() { m.PDB = &v })
+				}
+			case bridgeSvc:
+				if !dup(m.BridgePDB != nil) {
+					one(o, &v, func() { m.BridgePDB = &v })
+				}
+			default:
+				errs = append(errs, fmt.Errorf("%s: unexpected PodDisruptionBudget name", o))
 			}
 		case "autoscaling/v2 HorizontalPodAutoscaler":
 			var v autoscalingv2.HorizontalPodAutoscaler
@@ -180,7 +223,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 				name, component := "shopstream", ""
 				switch md.Name {
 				case s.fullname, s.fullname + "-dashboard":
-				case s.fullname + "-bridge":
+				case s.fullname + "-bridge", s.fullname + "-bridge-headless":
 					name, component = "shopstream-bridge", "bridge"
 				default:
 					t.Errorf("%s: name %q, want %q", o, md.Name, s.fullname)
@@ -200,7 +243,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 					"app.kubernetes.io/version":    "0.1.0",
 					"app.kubernetes.io/managed-by": "Helm",
 					"app.kubernetes.io/part-of":    "shopstream",
-					"helm.sh/chart":                "shopstream-0.2.0",
+					"helm.sh/chart":                "shopstream-0.3.0",
 				} {
 					if got := md.Labels[k]; got != want {
 						t.Errorf("%s: label %s = %q, want %q", o, k, got, want)

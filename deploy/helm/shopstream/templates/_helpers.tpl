@@ -297,10 +297,42 @@ severity: {{ .severity }}
 
 
 {{/*
-The bridge's resource name: "<fullname>-bridge", at most 63 characters.
+The bridge's resource name: "<fullname>-bridge", at most 63 characters (the
+client Service and the PodDisruptionBudget).
 */}}
 {{- define "shopstream.bridge.fullname" -}}
 {{- printf "%s-bridge" (include "shopstream.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The bridge StatefulSet's name: "<fullname>-bridge", at most 52 characters,
+the longest a StatefulSet may have (its pods' controller-revision-hash label
+is "<name>-<hash of up to 10 characters>", a label value of at most 63). It
+is the prefix of the pod names, hence of the Kafka transactional ids. The
+same as shopstream.bridge.fullname unless the full name exceeds 45
+characters.
+*/}}
+{{- define "shopstream.bridge.statefulSetName" -}}
+{{- printf "%s-bridge" (include "shopstream.fullname" . | trunc 45 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The bridge's headless Service, the StatefulSet's serviceName (immutable):
+"<statefulset>-headless", at most 61 characters.
+*/}}
+{{- define "shopstream.bridge.headlessName" -}}
+{{- printf "%s-headless" (include "shopstream.bridge.statefulSetName" .) }}
+{{- end }}
+
+{{/*
+Replicas of the bridge, validated: a whole number, 0 or more.
+*/}}
+{{- define "shopstream.bridge.replicas" -}}
+{{- $r := toString .Values.bridge.replicaCount }}
+{{- if not (regexMatch "^[0-9]+$" $r) }}
+{{- fail (printf "bridge.replicaCount: %q is not a whole number of replicas (0 or more)" $r) }}
+{{- end }}
+{{- $r }}
 {{- end }}
 
 {{/*
