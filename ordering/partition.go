@@ -74,6 +74,9 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 	key := p.window[i].Key
 	for len(p.window) > 0 && p.window[0].done {
 		p.last, p.haveLast = p.window[0].Item, true
+		var zero T
+		p.last.Value = zero // only its offset and epoch are needed: keep nothing alive
+		p.window[0] = slot[T]{}
 		p.window = p.window[1:]
 	}
 	if len(p.window) == 0 {
@@ -88,6 +91,7 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 	if j := p.find(next.Offset); j >= 0 {
 		p.window[j].running = true
 	}
+	waiting[0] = Item[T]{} // the backing array must not keep it alive
 	if len(waiting) == 1 {
 		p.keys[key] = nil
 	} else {

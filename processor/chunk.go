@@ -67,6 +67,7 @@ func (g *group) worker() {
 	for {
 		g.mu.Lock()
 		released := g.settleLocked(chunk, res)
+		clear(chunk) // keep no finished record alive through the buffer
 		chunk, res = chunk[:0], res[:0]
 		if held != nil {
 			// This worker retries alone: others take what was released.
@@ -101,6 +102,7 @@ func (g *group) worker() {
 		res = append(res, make([]result, len(chunk))...)
 		g.inflight.Add(float64(len(chunk)))
 		held = g.runChunk(chunk, res, &buf)
+		clear(buf.evs) // keep no event alive through the buffer
 		g.inflight.Sub(float64(len(chunk)))
 	}
 }

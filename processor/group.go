@@ -315,8 +315,7 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 		if fp.HighWatermark >= 0 {
 			ps.hw = fp.HighWatermark
 		}
-		ws := make([]work, len(fp.Records)) // one allocation per partition fetch
-		for i, r := range fp.Records {
+		for _, r := range fp.Records {
 			if next, ok := ps.sched.Next(); ok && r.Offset < next {
 				// kgo rewound the cursor without a revoke (data-loss
 				// detection, offset reset): start a fresh schedule; what
@@ -327,8 +326,10 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 				ps = g.newPartLocked(fp.Partition)
 			}
 			g.pending++
-			w := &ws[i]
-			w.rec = r
+			// One allocation per record, not a slab per fetch: a record
+			// that waits long (behind a hot key) must not keep its whole
+			// fetch's records and events alive (make bench S6).
+			w := &work{rec: r}
 			it := ordering.Item[*work]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: orderingKey(r), Value: w}
 			if ps.sched.Add(it) {
 				g.ready = append(g.ready, task{part: ps, w: w})
