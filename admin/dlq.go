@@ -36,6 +36,8 @@ type DeadLetter struct {
 	Timestamp time.Time
 	// Key, Value and Headers are the record as stored: the original key and
 	// value, the original headers and the shopstream.* headers, in order.
+	// A dead letter written without the original's value (ValueOmitted)
+	// holds the original key and only the shopstream.* headers.
 	Key     []byte
 	Value   []byte
 	Headers []Header
@@ -57,8 +59,20 @@ type DeadLetter struct {
 	// FailedAt is shopstream.failed.at.
 	FailedAt time.Time
 	// RedriveCount is shopstream.redrive.count: how often the record was
-	// redriven before it failed this time (0 if never).
+	// redriven before it failed this time (0 if never). A dead letter
+	// written without the value (ValueOmitted) does not carry it: the
+	// original does.
 	RedriveCount int
+	// ValueOmitted is set when the record carries shopstream.value.omitted:
+	// the processor wrote it without the original's value and own headers,
+	// because with them it was larger than Kafka accepts. The original stays
+	// at OriginalTopic, OriginalPartition and OriginalOffset, from which
+	// Redrive reads it back.
+	ValueOmitted bool
+	// ValueOmittedBytes is that header's value, the omitted value's size in
+	// bytes; -1 if it is not a non-negative decimal integer (Problems names
+	// it), 0 without the header.
+	ValueOmittedBytes int64
 	// Problems names contract headers that are missing or do not parse.
 	Problems []string
 }
@@ -90,12 +104,16 @@ type deadLetterJSON struct {
 	Attempts          int       `json:"attempts"`
 	FailedAt          time.Time `json:"failed_at"`
 	RedriveCount      int       `json:"redrive_count"`
+	ValueOmitted      bool      `json:"value_omitted,omitempty"`
+	ValueOmittedBytes *int64    `json:"value_omitted_bytes,omitempty"`
 	Problems          []string  `json:"problems,omitempty"`
 }
 
 // MarshalJSON writes the dead letter with snake_case names. Key and value
 // are strings when they are valid UTF-8 (null when absent), otherwise they
-// are written as key_base64 / value_base64.
+// are written as key_base64 / value_base64. value_omitted and
+// value_omitted_bytes appear only for a dead letter written without the
+// original's value.
 func (d DeadLetter) MarshalJSON() ([]byte, error) {
 	o := deadLetterJSON{
 		Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Timestamp: d.Timestamp,
@@ -107,6 +125,9 @@ func (d DeadLetter) MarshalJSON() ([]byte, error) {
 	}
 	if o.Headers == nil {
 		o.Headers = []Header{}
+	}
+	if d.ValueOmitted {
+		o.ValueOmitted, o.ValueOmittedBytes = true, &d.ValueOmittedBytes
 	}
 	o.Key, o.KeyBase64 = textOrBase64(d.Key)
 	o.Value, o.ValueBase64 = textOrBase64(d.Value)
@@ -134,6 +155,10 @@ func (d *DeadLetter) UnmarshalJSON(b []byte) error {
 		OriginalOffset: o.OriginalOffset, OriginalTimestamp: o.OriginalTimestamp,
 		Group: o.Group, Error: o.Error, ErrorClass: o.ErrorClass, Attempts: o.Attempts,
 		FailedAt: o.FailedAt, RedriveCount: o.RedriveCount, Problems: o.Problems,
+		ValueOmitted: o.ValueOmitted,
+	}
+	if o.ValueOmittedBytes != nil {
+		d.ValueOmittedBytes = *o.ValueOmittedBytes
 	}
 	return nil
 }
@@ -415,6 +440,16 @@ func parseDeadLetter(r *kgo.Record) DeadLetter {
 			d.RedriveCount = n
 		} else {
 			problem(topics.HeaderRedriveCount, "%q is not a count", v)
+		}
+	}
+	if v, ok := d.Header(topics.HeaderValueOmitted); ok {
+		d.ValueOmitted = true
+		// Digits only: no sign, no spaces, no 0x or underscores.
+		if n, err := strconv.ParseUint(v, 10, 63); err == nil {
+			d.ValueOmittedBytes = int64(n)
+		} else {
+			d.ValueOmittedBytes = -1
+			problem(topics.HeaderValueOmitted, "%q is not a size in bytes", v)
 		}
 	}
 	return d

@@ -79,10 +79,14 @@ type RedriveReport struct {
 	Selected int `json:"selected"`
 	// Redriven counts the records written and acknowledged (0 in a dry
 	// run); Skipped the selected records that cannot be redriven (their
-	// Skipped field says why); Failed the writes that failed.
+	// Skipped field says why); Failed the writes that failed; Missing the
+	// dead letters written without the original's value whose original
+	// could not be read back (their Missing field says why; counted in a
+	// dry run too).
 	Redriven int `json:"redriven"`
 	Skipped  int `json:"skipped"`
 	Failed   int `json:"failed"`
+	Missing  int `json:"missing"`
 	// Records has one entry per selected record, in dead-letter order.
 	Records []RedriveRecord `json:"records"`
 	// Committed is the redrive group's new offset per dead-letter partition
@@ -105,14 +109,20 @@ type RedriveRecord struct {
 	OriginalOffset    int64  `json:"original_offset"`
 	// RedriveCount is the new record's shopstream.redrive.count.
 	RedriveCount int `json:"redrive_count"`
+	// ValueOmitted is set for a dead letter written without the original's
+	// value (shopstream.value.omitted): the record written is the original,
+	// read back from OriginalTopic, OriginalPartition and OriginalOffset.
+	ValueOmitted bool `json:"value_omitted,omitempty"`
 	// Topic, Partition and Offset locate the new record: the original
 	// topic and partition; Offset is -1 until written (always in a dry run).
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
 	Offset    int64  `json:"offset"`
-	// Skipped says why the record cannot be redriven; Error why its write
-	// failed.
+	// Skipped says why the record cannot be redriven; Missing why the
+	// original of a ValueOmitted dead letter could not be read back; Error
+	// why its write failed.
 	Skipped string `json:"skipped,omitempty"`
+	Missing string `json:"missing,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 
@@ -124,15 +134,30 @@ type RedriveRecord struct {
 // more than the dead letter carried). The record gets a new timestamp, so
 // the source topic's retention does not delete it before it is consumed.
 //
+// A dead letter written without the original's value (ValueOmitted: it was
+// too large for Kafka with it) is redriven from the original itself, read
+// back read_committed from its original topic, partition and offset: its
+// key, value and headers, with the redrive headers set as above (the count
+// continues from the original's own, which such a dead letter does not
+// carry). Its key must be the dead letter's, and its value as long as
+// shopstream.value.omitted says. It is written in a batch of its own, so
+// that only the topic's max.message.bytes bounds it, as it bounded the
+// original (one within a few dozen bytes of it may be refused with the
+// redrive headers added: a failed write). If the original is gone (below the
+// partition's start offset, removed by compaction, or another record at
+// that offset), nothing is written for it: its Missing field says why,
+// and it stops the commit like a failed write, so every later run tries it
+// again. The originals are read in a dry run too.
+//
 // Redrive reads from the redrive consumer group's committed offsets (or the
 // partition start) to the end offsets it has when called, so a record is
 // redriven once per filter and a later run continues where the last one
 // stopped. With opts.Execute the writes are produced with acks=all, and
 // only after they are acknowledged are the group's offsets committed (per
-// partition up to the first failed write, so a failed record is redriven
-// by the next run; records after it in the same partition may be redriven
-// twice, which the groups' fence and dedupe absorb). Without Execute,
-// nothing is written or committed.
+// partition up to the first failed write or missing original, so that
+// record is redriven by the next run; records after it in the same
+// partition may be redriven twice, which the groups' fence and dedupe
+// absorb). Without Execute, nothing is written or committed.
 //
 // Two runs of the same filter at the same time may both redrive a record:
 // Kafka does not lock a group that has no members.
@@ -174,11 +199,12 @@ func Redrive(ctx context.Context, cl *kgo.Client, dlqTopic string, f Filter, opt
 	}
 
 	type pick struct {
-		rec *kgo.Record
+		rec *kgo.Record // what is written back: the dead letter, or the original it omitted
 		out *RedriveRecord
 	}
 	var picks []pick
 	var raws []*kgo.Record
+	var omittedBytes []int64 // per record: DeadLetter.ValueOmittedBytes
 	err = readDLQRange(ctx, cl, dlqTopic, rep.From, ends, func(r *kgo.Record) {
 		rep.Read++
 		d := parseDeadLetter(r)
@@ -190,11 +216,12 @@ func Redrive(ctx context.Context, cl *kgo.Client, dlqTopic string, f Filter, opt
 			DLQPartition: r.Partition, DLQOffset: r.Offset, Key: string(r.Key),
 			Group: d.Group, ErrorClass: d.ErrorClass,
 			OriginalTopic: d.OriginalTopic, OriginalPartition: d.OriginalPartition, OriginalOffset: d.OriginalOffset,
-			RedriveCount: d.RedriveCount + 1,
-			Topic:        d.OriginalTopic, Partition: d.OriginalPartition, Offset: -1,
+			RedriveCount: d.RedriveCount + 1, ValueOmitted: d.ValueOmitted,
+			Topic: d.OriginalTopic, Partition: d.OriginalPartition, Offset: -1,
 			Skipped: unredrivable(&d),
 		})
 		raws = append(raws, r)
+		omittedBytes = append(omittedBytes, d.ValueOmittedBytes)
 	})
 	if err != nil {
 		return rep, err
@@ -202,54 +229,96 @@ func Redrive(ctx context.Context, cl *kgo.Client, dlqTopic string, f Filter, opt
 	if err := checkTargets(ctx, cl, rep.Records); err != nil {
 		return rep, err
 	}
+	if err := readBackOmitted(ctx, cl, adm, rep.Records, raws, omittedBytes); err != nil {
+		return rep, err
+	}
 	for i := range rep.Records {
-		if rep.Records[i].Skipped != "" {
+		switch {
+		case rep.Records[i].Skipped != "":
 			rep.Skipped++
-			continue
+		case rep.Records[i].Missing != "":
+			rep.Missing++
+		default:
+			picks = append(picks, pick{raws[i], &rep.Records[i]})
 		}
-		picks = append(picks, pick{raws[i], &rep.Records[i]})
 	}
 	if !opts.Execute {
 		return rep, nil
 	}
 
-	// Write, and wait for every acknowledgement (acks=all).
+	// Write, and wait for every acknowledgement (acks=all). An original
+	// read back for a dead letter without its value was too large to
+	// dead-letter whole and may be above kgo's batch limit (1,000,012 bytes
+	// before compression) although Kafka holds it: the topic's
+	// max.message.bytes bounds a batch as sent, compressed. So it is written
+	// alone, in a batch of its own that only a produce request's own limit
+	// bounds, and the broker decides. The others are batched as usual, and
+	// the dead letters' order is kept.
 	if len(picks) > 0 {
-		pr, err := kgo.NewClient(append(connOpts(cl),
-			kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.RequiredAcks(kgo.AllISRAcks()),
-		)...)
+		producer := func(opts ...kgo.Opt) (*kgo.Client, error) {
+			return kgo.NewClient(append(connOpts(cl), append([]kgo.Opt{
+				kgo.RecordPartitioner(kgo.ManualPartitioner()),
+				kgo.RequiredAcks(kgo.AllISRAcks()),
+			}, opts...)...)...)
+		}
+		pr, err := producer()
 		if err != nil {
 			return rep, fmt.Errorf("redrive producer: %w", err)
 		}
 		defer pr.Close()
-		recs := make([]*kgo.Record, len(picks))
-		outOf := make(map[*kgo.Record]*RedriveRecord, len(picks))
-		for i, p := range picks {
-			recs[i] = &kgo.Record{
-				Topic:     p.out.Topic,
-				Partition: p.out.Partition,
-				Key:       p.rec.Key,
-				Value:     p.rec.Value,
-				Headers:   redriveHeaders(p.rec.Headers, p.out.Group, p.out.RedriveCount),
+		write := func(c *kgo.Client, ps []pick) {
+			if len(ps) == 0 {
+				return
 			}
-			outOf[recs[i]] = p.out
+			recs := make([]*kgo.Record, len(ps))
+			outOf := make(map[*kgo.Record]*RedriveRecord, len(ps))
+			for i, p := range ps {
+				recs[i] = &kgo.Record{
+					Topic:     p.out.Topic,
+					Partition: p.out.Partition,
+					Key:       p.rec.Key,
+					Value:     p.rec.Value,
+					Headers:   redriveHeaders(p.rec.Headers, p.out.Group, p.out.RedriveCount),
+				}
+				outOf[recs[i]] = p.out
+			}
+			// ProduceSync returns results in completion order, not input order.
+			for _, res := range c.ProduceSync(ctx, recs...) {
+				out := outOf[res.Record]
+				if res.Err != nil {
+					out.Error = res.Err.Error()
+					rep.Failed++
+					continue
+				}
+				out.Partition, out.Offset = res.Record.Partition, res.Record.Offset
+				rep.Redriven++
+			}
 		}
-		// ProduceSync returns results in completion order, not input order.
-		for _, res := range pr.ProduceSync(ctx, recs...) {
-			out := outOf[res.Record]
-			if res.Err != nil {
-				out.Error = res.Err.Error()
-				rep.Failed++
+		alone := pr // for the originals read back
+		if slices.ContainsFunc(picks, func(p pick) bool { return p.out.ValueOmitted }) {
+			// 100 MiB: Kafka's socket.request.max.bytes default, and kgo's
+			// limit on a request (BrokerMaxWriteBytes).
+			if alone, err = producer(kgo.ProducerBatchMaxBytes(100 << 20)); err != nil {
+				return rep, fmt.Errorf("redrive producer: %w", err)
+			}
+			defer alone.Close()
+		}
+		var batch []pick
+		for _, p := range picks {
+			if !p.out.ValueOmitted {
+				batch = append(batch, p)
 				continue
 			}
-			out.Partition, out.Offset = res.Record.Partition, res.Record.Offset
-			rep.Redriven++
+			write(pr, batch)
+			batch = nil
+			write(alone, []pick{p})
 		}
+		write(pr, batch)
 	}
 
 	// Commit only now: every write before a partition's commit point is
-	// acknowledged. A partition stops at its first failed record.
+	// acknowledged. A partition stops at its first failed record or missing
+	// original.
 	commitAt := map[int32]int64{}
 	for p, from := range rep.From {
 		if ends[p] > from {
@@ -257,7 +326,7 @@ func Redrive(ctx context.Context, cl *kgo.Client, dlqTopic string, f Filter, opt
 		}
 	}
 	for _, r := range rep.Records {
-		if r.Error != "" && r.DLQOffset < commitAt[r.DLQPartition] {
+		if (r.Error != "" || r.Missing != "") && r.DLQOffset < commitAt[r.DLQPartition] {
 			commitAt[r.DLQPartition] = r.DLQOffset
 		}
 	}
@@ -282,9 +351,18 @@ func Redrive(ctx context.Context, cl *kgo.Client, dlqTopic string, f Filter, opt
 		rep.Committed = map[int32]int64{}
 		offs.Each(func(o kadm.Offset) { rep.Committed[o.Partition] = o.At })
 	}
+	var problems []string
 	if rep.Failed > 0 {
-		return rep, fmt.Errorf("redrive: %d of %d writes failed (first: %s); the group's offsets stop before them, so the next run retries them",
-			rep.Failed, len(picks), firstRedriveError(rep.Records))
+		problems = append(problems, fmt.Sprintf("%d of %d writes failed (first: %s)",
+			rep.Failed, len(picks), firstRedriveProblem(rep.Records, func(r *RedriveRecord) string { return r.Error })))
+	}
+	if rep.Missing > 0 {
+		problems = append(problems, fmt.Sprintf("%d dead letters without their value were not redriven: the original could not be read back (first: %s)",
+			rep.Missing, firstRedriveProblem(rep.Records, func(r *RedriveRecord) string { return r.Missing })))
+	}
+	if len(problems) > 0 {
+		return rep, fmt.Errorf("redrive: %s; the group's offsets stop before them, so the next run retries them",
+			strings.Join(problems, "; "))
 	}
 	return rep, nil
 }
@@ -298,6 +376,8 @@ func unredrivable(d *DeadLetter) string {
 		return "no valid " + topics.HeaderOriginalPartition + " header: the original partition is unknown"
 	case d.Group == "":
 		return "no " + topics.HeaderGroup + " header: the group that must process it is unknown"
+	case d.ValueOmitted && d.OriginalOffset < 0:
+		return "no valid " + topics.HeaderOriginalOffset + " header: its value was omitted and the original cannot be found"
 	case strings.HasSuffix(d.OriginalTopic, topics.DLQSuffix):
 		return "its original topic " + d.OriginalTopic + " is a dead-letter topic"
 	}
@@ -432,10 +512,13 @@ func retryGroupOp(ctx context.Context, op func() error) error {
 	}
 }
 
-func firstRedriveError(recs []RedriveRecord) string {
-	for _, r := range recs {
-		if r.Error != "" {
-			return fmt.Sprintf("dead letter %d@%d to %s partition %d: %s", r.DLQPartition, r.DLQOffset, r.Topic, r.Partition, r.Error)
+// firstRedriveProblem describes the first record for which problem (its
+// Error or Missing) is set.
+func firstRedriveProblem(recs []RedriveRecord, problem func(*RedriveRecord) string) string {
+	for i := range recs {
+		if p := problem(&recs[i]); p != "" {
+			r := &recs[i]
+			return fmt.Sprintf("dead letter %d@%d to %s partition %d: %s", r.DLQPartition, r.DLQOffset, r.Topic, r.Partition, p)
 		}
 	}
 	return ""

@@ -237,7 +237,8 @@ type deadLetter struct {
 	attempts int
 	failedAt time.Time
 	// slim: Kafka refused the full copy as too large, so it is written
-	// without the original's value and headers (HeaderValueOmitted).
+	// without the original's value and headers but its redrive history
+	// (HeaderValueOmitted).
 	slim bool
 }
 
@@ -254,8 +255,14 @@ func (d *deadLetter) record(topic string) *kgo.Record {
 		r.Headers = dlqHeaders(d.rec, d.group, d.cause, d.class, d.attempts, d.failedAt)
 		return r
 	}
-	r.Headers = append(deadLetterHeaders(d.rec, d.group, d.cause, d.class, d.attempts, d.failedAt),
-		kgo.RecordHeader{Key: topics.HeaderValueOmitted, Value: []byte(strconv.Itoa(len(d.rec.Value)))})
+	r.Headers = deadLetterHeaders(d.rec, d.group, d.cause, d.class, d.attempts, d.failedAt)
+	for _, h := range d.rec.Headers {
+		// The redrive history is small and `dlq list` shows it.
+		if h.Key == topics.HeaderRedriveGroup || h.Key == topics.HeaderRedriveCount {
+			r.Headers = append(r.Headers, h)
+		}
+	}
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: topics.HeaderValueOmitted, Value: []byte(strconv.Itoa(len(d.rec.Value)))})
 	return r
 }
 

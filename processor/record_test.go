@@ -208,3 +208,39 @@ func dump(hs []kgo.RecordHeader) []string {
 	}
 	return out
 }
+
+// A slim dead letter keeps the key, the contract headers and the redrive
+// history, drops the value and every other original header, and names the
+// original's size.
+func TestSlimDeadLetter(t *testing.T) {
+	rec := &kgo.Record{Topic: "commerce.inventory.v1", Partition: 2, Offset: 9, Key: []byte("SKU-1"), Value: make([]byte, 1234),
+		Headers: []kgo.RecordHeader{
+			{Key: "traceparent", Value: []byte("00-abc")},
+			{Key: topics.HeaderRedriveGroup, Value: []byte("shopstream.inventory")},
+			{Key: topics.HeaderRedriveCount, Value: []byte("2")},
+		}}
+	d := newDeadLetter(rec, "shopstream.inventory", errors.New("too big"), topics.ErrorClassPoison, 0)
+	d.slim = true
+	r := d.record("commerce.inventory.v1.dlq")
+	if r.Value != nil || string(r.Key) != "SKU-1" {
+		t.Fatalf("slim dead letter value %d bytes, key %q", len(r.Value), r.Key)
+	}
+	got := map[string]string{}
+	for _, h := range r.Headers {
+		if _, dup := got[h.Key]; dup {
+			t.Errorf("header %s twice", h.Key)
+		}
+		got[h.Key] = string(h.Value)
+	}
+	if _, ok := got["traceparent"]; ok {
+		t.Error("an original header other than the redrive history was kept")
+	}
+	for k, want := range map[string]string{
+		topics.HeaderValueOmitted: "1234", topics.HeaderRedriveCount: "2", topics.HeaderRedriveGroup: "shopstream.inventory",
+		topics.HeaderOriginalOffset: "9", topics.HeaderOriginalPartition: "2", topics.HeaderErrorClass: topics.ErrorClassPoison,
+	} {
+		if got[k] != want {
+			t.Errorf("header %s = %q, want %q", k, got[k], want)
+		}
+	}
+}

@@ -160,7 +160,7 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORIGINAL TOPIC\tPARTITION\tOFFSET\tKEY\tGROUP\tCLASS\tATTEMPTS\tREDRIVES\tFAILED AT\tERROR")
-	malformed := 0
+	malformed, omitted := 0, 0
 	for _, dl := range dls {
 		if len(dl.Problems) > 0 {
 			malformed++
@@ -169,10 +169,15 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		if !dl.FailedAt.IsZero() {
 			failedAt = dl.FailedAt.UTC().Format(time.RFC3339)
 		}
+		errText := opsClip(dl.Error, 60)
+		if dl.ValueOmitted {
+			omitted++
+			errText = "[value omitted, " + opsCoord(dl.ValueOmittedBytes) + " bytes] " + errText
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
 			opsOrQuestion(dl.OriginalTopic), opsCoord(int64(dl.OriginalPartition)), opsCoord(dl.OriginalOffset),
 			opsClip(string(dl.Key), 40), opsOrQuestion(dl.Group), opsOrQuestion(dl.ErrorClass),
-			dl.Attempts, dl.RedriveCount, failedAt, opsClip(dl.Error, 60))
+			dl.Attempts, dl.RedriveCount, failedAt, errText)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -184,6 +189,10 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fmt.Fprintln(stdout, what+"; --json shows every header and the full error")
 	if malformed > 0 {
 		fmt.Fprintf(stdout, "%d of them lack contract headers or carry malformed ones (? above); --json lists the problems\n", malformed)
+	}
+	if omitted > 0 {
+		fmt.Fprintf(stdout, "%d of them were too large for Kafka with the original value and headers, so they hold neither ([value omitted] above, with the value's size); "+
+			"the original is still at its original topic, partition and offset, and redrive reads it back from there\n", omitted)
 	}
 	return nil
 }
@@ -208,7 +217,7 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer,
 	ctx, cancel := context.WithTimeout(ctx, d.conn.timeout)
 	defer cancel()
 	rep, rerr := admin.Redrive(ctx, cl, d.topic, f, opts)
-	if rerr != nil && rep.Redriven == 0 && rep.Failed == 0 {
+	if rerr != nil && rep.Redriven == 0 && rep.Failed == 0 && rep.Missing == 0 {
 		return fmt.Errorf("dlq redrive: %w", rerr)
 	}
 	if d.asJSON {
@@ -237,6 +246,8 @@ func printRedrive(w io.Writer, rep admin.RedriveReport) error {
 			switch {
 			case r.Skipped != "":
 				dest = "skipped: " + r.Skipped
+			case r.Missing != "":
+				dest = "not redriven: " + opsClip(r.Missing, 120)
 			case r.Error != "":
 				dest = "failed: " + opsClip(r.Error, 60)
 			case r.Offset >= 0:
@@ -251,21 +262,39 @@ func printRedrive(w io.Writer, rep admin.RedriveReport) error {
 		}
 	}
 	from := opsReadRanges(rep)
+	readBack := 0
+	for _, r := range rep.Records {
+		if r.ValueOmitted && r.Skipped == "" && r.Missing == "" && r.Error == "" {
+			readBack++
+		}
+	}
 	if !rep.Executed {
 		fmt.Fprintf(w, "dry run: %d of the %d dead letters read from %s (consumer group %s; read %s) would be redriven",
-			rep.Selected-rep.Skipped, rep.Read, rep.Topic, rep.ConsumerGroup, from)
+			rep.Selected-rep.Skipped-rep.Missing, rep.Read, rep.Topic, rep.ConsumerGroup, from)
+		if readBack > 0 {
+			fmt.Fprintf(w, " (%d of them from the original, their value omitted on the DLQ)", readBack)
+		}
 		if rep.Skipped > 0 {
 			fmt.Fprintf(w, ", %d cannot be", rep.Skipped)
+		}
+		if rep.Missing > 0 {
+			fmt.Fprintf(w, ", %d have lost their original (an executed run stops its partition's commit there)", rep.Missing)
 		}
 		fmt.Fprintln(w, "; nothing was written or committed. Add --execute to redrive.")
 		return nil
 	}
 	fmt.Fprintf(w, "redrove %d of the %d dead letters read from %s (consumer group %s; read %s)", rep.Redriven, rep.Read, rep.Topic, rep.ConsumerGroup, from)
+	if readBack > 0 {
+		fmt.Fprintf(w, "; %d from the original, their value omitted on the DLQ", readBack)
+	}
 	if rep.Skipped > 0 {
 		fmt.Fprintf(w, "; skipped %d", rep.Skipped)
 	}
 	if rep.Failed > 0 {
 		fmt.Fprintf(w, "; %d writes failed", rep.Failed)
+	}
+	if rep.Missing > 0 {
+		fmt.Fprintf(w, "; %d not redriven, their original gone", rep.Missing)
 	}
 	if len(rep.Committed) > 0 {
 		fmt.Fprintf(w, "; committed %s", opsOffsetList(rep.Committed))

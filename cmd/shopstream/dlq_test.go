@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -472,5 +473,110 @@ func TestDLQMalformedDeadLetter(t *testing.T) {
 	}
 	if out := run("redrive", "--topic", dlq, "--execute"); !strings.Contains(out, "redrove 0 of the 0 dead letters") {
 		t.Errorf("a skipped record is passed over for good:\n%s", out)
+	}
+}
+
+// A dead letter written without its value (too large for Kafka) is marked
+// in the table with the value's size, carries value_omitted_bytes in
+// --json, and is redriven from its original; one whose original was
+// deleted is listed as not redriven, and the run fails, naming it.
+func TestDLQValueOmitted(t *testing.T) {
+	ctx := context.Background()
+	kafka, err := devstack.StartKafka(ctx, devstack.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.Close()
+	env := envOf(map[string]string{"SHOPSTREAM_BROKERS": strings.Join(kafka.Addrs(), ",")})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	value := `{"specversion":"1.0","id":"evt-o-9","note":"` + strings.Repeat("x", 5000) + `"}`
+	srcs := []*kgo.Record{
+		{Topic: topics.TopicOrder, Partition: 1, Key: []byte("o-9"), Value: []byte(value)},
+		{Topic: topics.TopicOrder, Partition: 2, Key: []byte("o-8"), Value: []byte("deleted")},
+		{Topic: topics.TopicOrder, Partition: 2, Key: []byte("o-7"), Value: []byte("kept")},
+	}
+	if err := cl.ProduceSync(ctx, srcs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: topics.TopicOrder, Partition: 2, At: 1, LeaderEpoch: -1})
+	if resp, err := adm.DeleteRecords(ctx, del); err != nil || resp.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, resp.Error())
+	}
+	t0 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	omitted := func(r *kgo.Record, size string) *kgo.Record {
+		r.Value = nil
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: topics.HeaderValueOmitted, Value: []byte(size)})
+		return r
+	}
+	size := strconv.Itoa(len(value))
+	dls := []*kgo.Record{
+		omitted(dlqRecord("o-9", "shopstream.order-crm", topics.ErrorClassPermanent, 1, 1, 0, t0, "crm 422"), size),
+		omitted(dlqRecord("o-8", "shopstream.order-crm", topics.ErrorClassPermanent, 1, 2, 0, t0, "crm 422"), "7"),
+		omitted(dlqRecord("o-9", "shopstream.order-email", topics.ErrorClassPermanent, 1, 1, 0, t0, "email 400"), "5 KB"),
+	}
+	if err := cl.ProduceSync(ctx, dls...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dlq := topics.DLQTopic(topics.TopicOrder)
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		err := runDLQ(ctx, args, &out, io.Discard, env)
+		return out.String(), err
+	}
+
+	table, err := run("list", "--topic", dlq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dlq list:\n%s", table)
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) != 7 { // header, 3 rows, summary, malformed note, omitted note
+		t.Fatalf("table has %d lines, want 7:\n%s", len(lines), table)
+	}
+	for i, want := range []string{"[value omitted, " + size + " bytes] crm 422", "[value omitted, 7 bytes] crm 422", "[value omitted, ? bytes] email 400"} {
+		if !strings.Contains(lines[1+i], want) {
+			t.Errorf("row %d %q lacks %q", i, lines[1+i], want)
+		}
+	}
+	if !strings.Contains(lines[5], "1 of them lack contract headers or carry malformed ones") || !strings.Contains(lines[6], "3 of them were too large for Kafka") {
+		t.Errorf("notes:\n%s\n%s", lines[5], lines[6])
+	}
+
+	listJSON, err := run("list", "--topic", dlq, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(listJSON), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0]["value_omitted"] != true || got[0]["value_omitted_bytes"] != float64(len(value)) ||
+		got[2]["value_omitted_bytes"] != -1.0 || !strings.Contains(fmt.Sprint(got[2]["problems"]), topics.HeaderValueOmitted+`: "5 KB" is not a size in bytes`) {
+		t.Errorf("--json:\n%s", listJSON)
+	}
+
+	dry, err := run("redrive", "--topic", dlq)
+	t.Logf("dlq redrive (dry run):\n%s", dry)
+	if err != nil || !strings.Contains(dry, "dry run: 2 of the 3 dead letters") || !strings.Contains(dry, "(2 of them from the original") ||
+		!strings.Contains(dry, "1 have lost their original") || !strings.Contains(dry, "not redriven: original "+topics.TopicOrder+"/2@0 is gone") {
+		t.Errorf("dry run (err %v):\n%s", err, dry)
+	}
+
+	out, err := run("redrive", "--topic", dlq, "--execute")
+	t.Logf("dlq redrive --execute:\n%s", out)
+	if err == nil || !strings.Contains(err.Error(), topics.TopicOrder+"/2@0 is gone") {
+		t.Errorf("redrive with a lost original: err = %v, want it named", err)
+	}
+	if !strings.Contains(out, "redrove 2 of the 3 dead letters") || !strings.Contains(out, "2 from the original") ||
+		!strings.Contains(out, "1 not redriven, their original gone") || !strings.Contains(out, "committed partition:offset 0:1") {
+		t.Errorf("redrive output:\n%s", out)
 	}
 }
