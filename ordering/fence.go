@@ -12,8 +12,9 @@ import (
 // advanceScript raises KEYS[i] to ARGV[i] for every i, each only if ARGV[i]
 // is greater than the stored value. Decimal strings are compared by length,
 // then lexically, so the comparison is exact for every non-negative int64
-// (Lua numbers are doubles and would round versions above 2^53). It returns,
-// per key, 1 if it advanced and 0 if not. On one server one call carries a
+// (Lua numbers are doubles and would round versions above 2^53). It returns
+// the 1-based positions of the keys it did not advance — usually none, so
+// the reply stays small. On one server one call carries a
 // whole batch; on a Redis Cluster each call carries one key (see
 // VersionFence).
 //
@@ -31,16 +32,15 @@ for i = 1, n, 1000 do
   local got = redis.call('MGET', unpack(KEYS, i, math.min(i + 999, n)))
   for j = 1, #got do cur[i + j - 1] = got[j] end
 end
-local raised, order, out = {}, {}, {}
+local raised, order, kept = {}, {}, {}
 for i = 1, n do
   local key, new = KEYS[i], ARGV[i]
   local c = raised[key] or cur[i]
   if (not c) or (#new > #c) or (#new == #c and new > c) then
     if not raised[key] then order[#order + 1] = key end
     raised[key] = new
-    out[i] = 1
   else
-    out[i] = 0
+    kept[#kept + 1] = i
   end
 end
 local args = {}
@@ -53,7 +53,7 @@ for _, key in ipairs(order) do
   end
 end
 if #args > 0 then redis.call('MSET', unpack(args)) end
-return out
+return kept
 `)
 
 // KeyPrefix starts every Redis key shopstream writes.
@@ -153,23 +153,21 @@ func (f *VersionFence) Advance(ctx context.Context, group string, subjects []str
 			return nil, fmt.Errorf("advance %s/%s: negative version %d", group, s, versions[i])
 		}
 		keys[i] = FenceKey(group, s)
-		args[i] = strconv.FormatInt(versions[i], 10)
+		args[i] = versions[i] // go-redis writes an int64 as its decimal string
 	}
-	var (
-		res []int64
-		err error
-	)
+	out := make([]bool, len(keys))
+	var err error
 	if f.cluster {
-		res, err = evalEach(ctx, f.rdb, advanceScript, keys, args)
+		err = evalEach(ctx, f.rdb, advanceScript, keys, args, out)
 	} else {
-		res, err = advanceScript.Run(ctx, f.rdb, keys, args...).Int64Slice()
+		var kept []int64
+		kept, err = advanceScript.Run(ctx, f.rdb, keys, args...).Int64Slice()
+		if err == nil {
+			err = markAdvanced(out, kept)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("advance versions of %d subjects in %s (first %s to %d): %w", len(subjects), group, first(subjects), firstVersion(versions), err)
-	}
-	out := make([]bool, len(res))
-	for i, r := range res {
-		out[i] = r == 1
 	}
 	return out, nil
 }
@@ -200,13 +198,14 @@ func mget(ctx context.Context, rdb redis.Cmdable, cluster bool, keys []string) (
 	return out, nil
 }
 
-// evalEach runs script once per key, KEYS[1] = keys[i] and ARGV[1] =
-// args[i], in one pipeline, and returns each call's one-element reply.
+// evalEach runs the advance script once per key, KEYS[1] = keys[i] and
+// ARGV[1] = args[i], in one pipeline, and sets advanced[i] when call i
+// raised its key (its reply names no kept position).
 // EVALSHA first: a master that has not cached the script answers NOSCRIPT
 // without running it, and only those calls are sent again, with the
 // script's body (which caches it there). A call must not run twice: the
 // second run would report false for a version the first one raised.
-func evalEach(ctx context.Context, rdb redis.Cmdable, script *redis.Script, keys []string, args []any) ([]int64, error) {
+func evalEach(ctx context.Context, rdb redis.Cmdable, script *redis.Script, keys []string, args []any, advanced []bool) error {
 	cmds := make([]*redis.Cmd, len(keys))
 	send := func(idx []int, eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd) {
 		// Each command carries its own error, checked by the caller.
@@ -231,15 +230,29 @@ func evalEach(ctx context.Context, rdb redis.Cmdable, script *redis.Script, keys
 	if len(again) > 0 {
 		send(again, script.Eval)
 	}
-	out := make([]int64, len(keys))
 	for i, c := range cmds {
-		r, err := c.Int64Slice()
+		kept, err := c.Int64Slice()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out[i] = r[0]
+		advanced[i] = len(kept) == 0
 	}
-	return out, nil
+	return nil
+}
+
+// markAdvanced sets advanced[i] for every key but those the script kept
+// (its reply: 1-based positions).
+func markAdvanced(advanced []bool, kept []int64) error {
+	for i := range advanced {
+		advanced[i] = true
+	}
+	for _, k := range kept {
+		if k < 1 || k > int64(len(advanced)) {
+			return fmt.Errorf("advance script answered position %d for %d keys", k, len(advanced))
+		}
+		advanced[k-1] = false
+	}
+	return nil
 }
 
 func first(s []string) string {

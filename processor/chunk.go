@@ -28,7 +28,7 @@ import (
 // records after it go back to the ready queue for other workers, and the
 // worker retries it alone, so backoff never holds up other keys.
 const (
-	maxChunk          = 64
+	maxChunk          = 128
 	chunkTarget       = 200 * time.Microsecond
 	initialRecordCost = int64(time.Millisecond)
 )
