@@ -291,6 +291,15 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 			stopped = true
 			held = &retry{t: t, ev: ev, err: err, spent: took}
 			res[i] = retrying
+			if g.cfg.Idempotency == IdempotencyFence {
+				// The retry reads and advances Redis directly: the
+				// cached version would fall behind and admit a stale
+				// copy of this subject after the retry applied a newer
+				// one. The next record of the subject reads Redis.
+				g.fence.mu.Lock()
+				g.fence.forgetLocked(ev.Subject)
+				g.fence.mu.Unlock()
+			}
 		}
 	}
 	g.observeCost(calls, handling)
