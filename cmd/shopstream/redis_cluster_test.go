@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/devstack"
 	"github.com/shopstream/shopstream/internal/redistest"
@@ -51,34 +47,8 @@ func TestRunOnRedisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	httpAddr := freeAddr(t)
-	env := map[string]string{
-		"SHOPSTREAM_BROKERS":       strings.Join(kafka.Addrs(), ","),
-		"SHOPSTREAM_REDIS_URL":     cluster.URL(),
-		"SHOPSTREAM_MAGENTO_TOKEN": sim.Token(),
-		"SHOPSTREAM_CRM_URL":       sim.WebhookURL(devstack.SinkCRM),
-		"SHOPSTREAM_FRAUD_URL":     sim.WebhookURL(devstack.SinkFraud),
-		"SHOPSTREAM_EMAIL_URL":     sim.WebhookURL(devstack.SinkEmail),
-	}
-	args := []string{"run", "--magento-url", sim.URL(), "--http-addr", httpAddr}
-	logs := &syncBuffer{}
-	runCtx, sigterm := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- run(runCtx, args, io.Discard, logs, envOf(env)) }()
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	manifest, err := devstack.Generate(ctx, cl, devstack.GenConfig{Seed: 11, SKUs: 30, StockUpdates: 120, Orders: 12, Customers: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := waitCaughtUp(ctx, kadm.NewClient(cl), 2*time.Minute); err != nil {
-		t.Fatalf("%v\nlogs:\n%s", err, logs)
-	}
-	resp, err := http.Get("http://" + httpAddr + "/readyz")
+	svc := startService(t, ctx, kafka, cluster.URL(), sim, devstack.GenConfig{Seed: 11, SKUs: 30, StockUpdates: 120, Orders: 12, Customers: 6})
+	resp, err := http.Get("http://" + svc.httpAddr + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,22 +56,8 @@ func TestRunOnRedisCluster(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz = %d on a Redis Cluster", resp.StatusCode)
 	}
-	sigterm()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after SIGTERM\nlogs:\n%s", err, logs)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("run did not stop within 60s of SIGTERM")
-	}
-
-	dlq, err := devstack.ReadDLQ(ctx, cl, devstack.DLQTopics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := devstack.Check(manifest, sim.Calls(), dlq, devstack.DefaultGroups()); !v.OK() {
-		t.Errorf("verdict failed on a Redis Cluster:\n%s\nlogs:\n%s", v, logs)
+	if v := svc.stop(t, ctx, sim); !v.OK() {
+		t.Errorf("verdict failed on a Redis Cluster:\n%s\nlogs:\n%s", v, svc.logs)
 	}
 	for _, addr := range addrs {
 		node := redis.NewClient(&redis.Options{Addr: addr})

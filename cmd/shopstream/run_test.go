@@ -47,6 +47,80 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// service is one `shopstream run`, configured by flags and environment like
+// a deployment, with the simulator's sinks.
+type service struct {
+	httpAddr string
+	logs     *syncBuffer
+	cl       *kgo.Client
+	manifest *devstack.Manifest
+	sigterm  context.CancelFunc
+	done     chan error
+}
+
+// startService starts `shopstream run` on kafka and the Redis at redisURL,
+// produces gen's traffic and waits until every group has caught up.
+func startService(t *testing.T, ctx context.Context, kafka *devstack.Kafka, redisURL string, sim *devstack.Simulator, gen devstack.GenConfig) *service {
+	t.Helper()
+	svc := &service{httpAddr: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
+	env := map[string]string{
+		"SHOPSTREAM_BROKERS":       strings.Join(kafka.Addrs(), ","),
+		"SHOPSTREAM_REDIS_URL":     redisURL,
+		"SHOPSTREAM_MAGENTO_TOKEN": sim.Token(),
+		"SHOPSTREAM_CRM_URL":       sim.WebhookURL(devstack.SinkCRM),
+		"SHOPSTREAM_FRAUD_URL":     sim.WebhookURL(devstack.SinkFraud),
+		"SHOPSTREAM_EMAIL_URL":     sim.WebhookURL(devstack.SinkEmail),
+	}
+	args := []string{"run", "--magento-url", sim.URL(), "--http-addr", svc.httpAddr}
+	runCtx, sigterm := context.WithCancel(ctx)
+	svc.sigterm = sigterm
+	go func() { svc.done <- run(runCtx, args, io.Discard, svc.logs, envOf(env)) }()
+	t.Cleanup(func() {
+		// Stopped already (stop put its result back), or the test ended
+		// before stop: either way run's goroutine gets to finish.
+		sigterm()
+		select {
+		case <-svc.done:
+		case <-time.After(60 * time.Second):
+		}
+	})
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	svc.cl = cl
+	if svc.manifest, err = devstack.Generate(ctx, cl, gen); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCaughtUp(ctx, kadm.NewClient(cl), 2*time.Minute); err != nil {
+		t.Fatalf("%v\nlogs:\n%s", err, svc.logs)
+	}
+	return svc
+}
+
+// stop sends SIGTERM, requires a clean exit within 60 s and returns the
+// verdict over what the simulator accepted and the DLQs hold.
+func (svc *service) stop(t *testing.T, ctx context.Context, sim *devstack.Simulator) devstack.Verdict {
+	t.Helper()
+	svc.sigterm()
+	select {
+	case err := <-svc.done:
+		svc.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("run returned %v after SIGTERM\nlogs:\n%s", err, svc.logs)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not stop within 60s of SIGTERM")
+	}
+	dlq, err := devstack.ReadDLQ(ctx, svc.cl, devstack.DLQTopics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return devstack.Check(svc.manifest, sim.Calls(), dlq, devstack.DefaultGroups())
+}
+
 // `shopstream run`, configured by flags and environment like a deployment,
 // against an embedded broker, a real redis-server and the simulator: traffic
 // from an outside producer is applied with the verdict holding, the HTTP
@@ -66,33 +140,8 @@ func TestRunServiceEndToEnd(t *testing.T) {
 	defer sim.Close()
 	sim.FailNext(devstack.SinkSourceItems, 3, 503, "")
 
-	httpAddr := freeAddr(t)
-	env := map[string]string{
-		"SHOPSTREAM_BROKERS":       strings.Join(kafka.Addrs(), ","),
-		"SHOPSTREAM_REDIS_URL":     rs.URL(),
-		"SHOPSTREAM_MAGENTO_TOKEN": sim.Token(),
-		"SHOPSTREAM_CRM_URL":       sim.WebhookURL(devstack.SinkCRM),
-		"SHOPSTREAM_FRAUD_URL":     sim.WebhookURL(devstack.SinkFraud),
-		"SHOPSTREAM_EMAIL_URL":     sim.WebhookURL(devstack.SinkEmail),
-	}
-	args := []string{"run", "--magento-url", sim.URL(), "--http-addr", httpAddr}
-	logs := &syncBuffer{}
-	runCtx, sigterm := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- run(runCtx, args, io.Discard, logs, envOf(env)) }()
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	manifest, err := devstack.Generate(ctx, cl, devstack.GenConfig{Seed: 7, SKUs: 20, StockUpdates: 150, Orders: 15, Customers: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := waitCaughtUp(ctx, kadm.NewClient(cl), 2*time.Minute); err != nil {
-		t.Fatalf("%v\nlogs:\n%s", err, logs)
-	}
+	svc := startService(t, ctx, kafka, rs.URL(), sim, devstack.GenConfig{Seed: 7, SKUs: 20, StockUpdates: 150, Orders: 15, Customers: 8})
+	httpAddr := svc.httpAddr
 
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + httpAddr + path)
@@ -120,36 +169,21 @@ func TestRunServiceEndToEnd(t *testing.T) {
 		}
 	}
 
-	sigterm()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after SIGTERM", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("run did not stop within 60s of SIGTERM")
-	}
-
-	dlq, err := devstack.ReadDLQ(ctx, cl, devstack.DLQTopics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := devstack.Check(manifest, sim.Calls(), dlq, devstack.DefaultGroups())
-	if !v.OK() {
+	if v := svc.stop(t, ctx, sim); !v.OK() {
 		t.Errorf("verdict failed:\n%s", v)
 	}
 	// Logs are JSON, one event per line, and never carry the token.
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(svc.logs.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Errorf("log line is not JSON: %q", line)
 			break
 		}
 	}
-	if strings.Contains(logs.String(), sim.Token()) {
+	if strings.Contains(svc.logs.String(), sim.Token()) {
 		t.Error("the Magento token appears in the logs")
 	}
-	if !strings.Contains(logs.String(), `"message":"record dead-lettered"`) {
+	if !strings.Contains(svc.logs.String(), `"message":"record dead-lettered"`) {
 		t.Error("no dead-letter log line, though the traffic has poison records")
 	}
 }
