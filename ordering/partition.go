@@ -72,16 +72,7 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 	p.window[i].running, p.window[i].done = false, true
 	p.unfinished--
 	key := p.window[i].Key
-	for len(p.window) > 0 && p.window[0].done {
-		p.last, p.haveLast = p.window[0].Item, true
-		var zero T
-		p.last.Value = zero // only its offset and epoch are needed: keep nothing alive
-		p.window[0] = slot[T]{}
-		p.window = p.window[1:]
-	}
-	if len(p.window) == 0 {
-		p.window = p.window[:0:0] // release the backing array of a drained window
-	}
+	p.trim()
 	waiting := p.keys[key]
 	if len(waiting) == 0 {
 		delete(p.keys, key)
@@ -98,6 +89,32 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 		p.keys[key] = waiting[1:]
 	}
 	return next, true
+}
+
+// AddDone registers an offset that needs no processing — a transaction's
+// commit or abort marker, which a read_committed consumer never hands out
+// as a record — as already finished, so that the watermark moves past it
+// and an idle partition commits up to its end. Like Add, offset must be
+// higher than every offset added before.
+func (p *Partition[T]) AddDone(offset int64, epoch int32) {
+	p.window = append(p.window, slot[T]{Item: Item[T]{Offset: offset, Epoch: epoch}, done: true})
+	p.nextAdded, p.added = offset+1, true
+	p.trim()
+}
+
+// trim drops the finished slots at the front of the window: the watermark
+// is the first unfinished one.
+func (p *Partition[T]) trim() {
+	for len(p.window) > 0 && p.window[0].done {
+		p.last, p.haveLast = p.window[0].Item, true
+		var zero T
+		p.last.Value = zero // only its offset and epoch are needed: keep nothing alive
+		p.window[0] = slot[T]{}
+		p.window = p.window[1:]
+	}
+	if len(p.window) == 0 {
+		p.window = p.window[:0:0] // release the backing array of a drained window
+	}
 }
 
 // find returns the window index of offset, or -1. Offsets are usually

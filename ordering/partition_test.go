@@ -613,3 +613,31 @@ func TestPartitionDoneOnWaitingRecordIsIgnored(t *testing.T) {
 		t.Errorf("watermark %d, %v; want 2", off, ok)
 	}
 }
+
+// A transaction marker (AddDone) is finished from the start: the watermark
+// waits for the records before it and then moves past it, and on its own it
+// moves the watermark to one past it.
+func TestPartitionAddDone(t *testing.T) {
+	p := ordering.NewPartition[int]()
+	p.AddDone(4, 2) // a marker first: nothing before it is outstanding
+	if off, epoch, ok := p.Watermark(); !ok || off != 5 || epoch != 2 {
+		t.Fatalf("watermark after a lone marker = %d/%d/%v, want 5/2/true", off, epoch, ok)
+	}
+	p.Add(ordering.Item[int]{Offset: 5, Epoch: 2, Key: "a"})
+	p.Add(ordering.Item[int]{Offset: 6, Epoch: 2, Key: "b"})
+	p.AddDone(7, 2)
+	if off, _, _ := p.Watermark(); off != 5 {
+		t.Fatalf("watermark %d with 5 and 6 unfinished, want 5", off)
+	}
+	p.Done(6)
+	if off, _, _ := p.Watermark(); off != 5 {
+		t.Fatalf("watermark %d with 5 unfinished, want 5", off)
+	}
+	p.Done(5)
+	if off, _, _ := p.Watermark(); off != 8 {
+		t.Fatalf("watermark %d after 5 and 6 finished, want 8 (past the marker at 7)", off)
+	}
+	if n, ok := p.Next(); !ok || n != 8 || p.Outstanding() != 0 {
+		t.Fatalf("Next = %d/%v, outstanding %d; want 8/true, 0", n, ok, p.Outstanding())
+	}
+}

@@ -168,6 +168,10 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		// part-way) are never applied, and open ones are not read ahead of
 		// their commit.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers come through, so the commit watermark moves
+		// past them (dispatch): otherwise a partition whose last entry is a
+		// marker would show a lag of 1 forever.
+		kgo.KeepControlRecords(),
 		kgo.OnPartitionsAssigned(g.onAssigned),
 		kgo.OnPartitionsRevoked(g.onRevoked),
 		kgo.OnPartitionsLost(g.onLost),
@@ -324,6 +328,10 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 					Msg("fetch position moved back; rescheduling the partition")
 				g.discardLocked(ps)
 				ps = g.newPartLocked(fp.Partition)
+			}
+			if r.Attrs.IsControl() {
+				ps.sched.AddDone(r.Offset, r.LeaderEpoch)
+				continue
 			}
 			g.pending++
 			// One allocation per record, not a slab per fetch: a record
