@@ -23,10 +23,9 @@ import (
 // maxChunk records (the lock and the store round trips are shared by all of
 // them) and a slow one chunks of one (a record never waits behind another's
 // sink call). Store round trips do not count: chunking is what amortises
-// them. A
-// record whose handler fails with a retryable error ends its chunk: the
-// records after it go back to the ready queue for other workers, and the
-// worker retries it alone, so backoff never holds up other keys.
+// them. A record whose handler fails with a retryable error ends its chunk:
+// the records after it go back to the ready queue for other workers, and
+// the worker retries it alone, so backoff never holds up other keys.
 const (
 	maxChunk          = 128
 	chunkTarget       = 200 * time.Microsecond
