@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/shopstream/shopstream/admin"
 	"github.com/shopstream/shopstream/topics"
 )
@@ -67,6 +69,17 @@ func (d *dlqFlags) register(fs *flag.FlagSet) {
 
 // parse parses args and validates everything that needs no broker; every
 // problem is reported at once, as a usage error.
+// open parses the command line and connects to Kafka: the filter and a
+// client the caller closes.
+func (d *dlqFlags) open(ctx context.Context, fs *flag.FlagSet, args []string, getenv func(string) string) (admin.Filter, *kgo.Client, error) {
+	f, err := d.parse(fs, args, time.Now())
+	if err != nil {
+		return f, nil, err
+	}
+	cl, err := d.conn.client(ctx, fs, getenv)
+	return f, cl, err
+}
+
 func (d *dlqFlags) parse(fs *flag.FlagSet, args []string, now time.Time) (admin.Filter, error) {
 	if err := fs.Parse(args); err != nil {
 		return admin.Filter{}, &exitError{code: 2, err: err}
@@ -128,11 +141,7 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fs.SetOutput(stderr)
 	var d dlqFlags
 	d.register(fs)
-	f, err := d.parse(fs, args, time.Now())
-	if err != nil {
-		return err
-	}
-	cl, err := d.conn.client(ctx, fs, getenv)
+	f, cl, err := d.open(ctx, fs, args, getenv)
 	if err != nil {
 		return err
 	}
@@ -205,11 +214,7 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer,
 	var opts admin.RedriveOptions
 	fs.BoolVar(&opts.Execute, "execute", false, "write the records and commit; without it, only show what would be redriven")
 	fs.StringVar(&opts.ConsumerGroup, "consumer-group", "", "consumer group that remembers how far redrive went (default shopstream-redrive.<group or all>[.class=…][.key=…][.since=…])")
-	f, err := d.parse(fs, args, time.Now())
-	if err != nil {
-		return err
-	}
-	cl, err := d.conn.client(ctx, fs, getenv)
+	f, cl, err := d.open(ctx, fs, args, getenv)
 	if err != nil {
 		return err
 	}

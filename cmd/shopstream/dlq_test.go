@@ -97,12 +97,7 @@ func TestDLQUnreachableAndUnknownTopic(t *testing.T) {
 		t.Errorf("unreachable broker: err = %v", err)
 	}
 
-	kafka, err := devstack.StartKafka(ctx, devstack.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafka.Close()
-	env := envOf(map[string]string{"SHOPSTREAM_BROKERS": strings.Join(kafka.Addrs(), ",")})
+	env, _ := dlqKafka(t)
 	for _, sub := range []string{"list", "redrive"} {
 		err := runDLQ(ctx, []string{sub, "--topic", "commerce.orders.v1.dlq"}, io.Discard, io.Discard, env)
 		if err == nil || !strings.Contains(err.Error(), "commerce.orders.v1.dlq does not exist") || !strings.Contains(err.Error(), "shopstream topics describe") {
@@ -140,17 +135,7 @@ func dlqRecord(key, group, class string, attempts int, origPartition int32, orig
 // under --execute, and a second run of the same filter redrives nothing.
 func TestDLQListAndRedrive(t *testing.T) {
 	ctx := context.Background()
-	kafka, err := devstack.StartKafka(ctx, devstack.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafka.Close()
-	env := envOf(map[string]string{"SHOPSTREAM_BROKERS": strings.Join(kafka.Addrs(), ",")})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	env, cl := dlqKafka(t)
 
 	t0 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC) // long ago: --since 1h selects none
 	longErr := "crm answered 422 Unprocessable Entity: " + strings.Repeat("contact field email is invalid; ", 4) + "END"
@@ -327,7 +312,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 	}
 	// The records on the original topic: original key, value and headers,
 	// no dead-letter header, exactly one redrive group and count.
-	rd, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...), kgo.ConsumeTopics(topics.TopicOrder), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rd, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(env("SHOPSTREAM_BROKERS"), ",")...), kgo.ConsumeTopics(topics.TopicOrder), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,17 +410,7 @@ func fieldsStartWith(got, want []string) bool {
 // sending it to every group.
 func TestDLQMalformedDeadLetter(t *testing.T) {
 	ctx := context.Background()
-	kafka, err := devstack.StartKafka(ctx, devstack.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafka.Close()
-	env := envOf(map[string]string{"SHOPSTREAM_BROKERS": strings.Join(kafka.Addrs(), ",")})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	env, cl := dlqKafka(t)
 	dlq := topics.DLQTopic(topics.TopicInventory)
 	rec := &kgo.Record{Topic: dlq, Key: []byte("SKU-1"), Value: []byte("hand-written"),
 		Headers: []kgo.RecordHeader{{Key: topics.HeaderOriginalTopic, Value: []byte(topics.TopicInventory)}, {Key: topics.HeaderAttempts, Value: []byte("many")}}}
@@ -482,17 +457,7 @@ func TestDLQMalformedDeadLetter(t *testing.T) {
 // deleted is listed as not redriven, and the run fails, naming it.
 func TestDLQValueOmitted(t *testing.T) {
 	ctx := context.Background()
-	kafka, err := devstack.StartKafka(ctx, devstack.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafka.Close()
-	env := envOf(map[string]string{"SHOPSTREAM_BROKERS": strings.Join(kafka.Addrs(), ",")})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	env, cl := dlqKafka(t)
 
 	value := `{"specversion":"1.0","id":"evt-o-9","note":"` + strings.Repeat("x", 5000) + `"}`
 	srcs := []*kgo.Record{
@@ -579,4 +544,22 @@ func TestDLQValueOmitted(t *testing.T) {
 		!strings.Contains(out, "1 not redriven, their original gone") || !strings.Contains(out, "committed partition:offset 0:1") {
 		t.Errorf("redrive output:\n%s", out)
 	}
+}
+
+// dlqKafka starts an embedded broker for the test and returns the command
+// environment pointing at it and a client (manual partitioner) for the
+// test's own records; both are closed with the test.
+func dlqKafka(t *testing.T) (func(string) string, *kgo.Client) {
+	t.Helper()
+	kafka, err := devstack.StartKafka(context.Background(), devstack.KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kafka.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return envOf(map[string]string{"SHOPSTREAM_BROKERS": strings.Join(kafka.Addrs(), ",")}), cl
 }
