@@ -3,7 +3,10 @@
 // version fence, and event-id dedupe. It imports no other shopstream package.
 package ordering
 
-import "sort"
+import (
+	"iter"
+	"sort"
+)
 
 // Item is one record of a partition as the scheduler sees it.
 type Item[T any] struct {
@@ -15,9 +18,15 @@ type Item[T any] struct {
 
 type slot[T any] struct {
 	Item[T]
+	// behind is the offset of the next record of the same key, queued
+	// behind this one, or -1.
+	behind  int64
 	running bool // released to the caller and not finished
 	done    bool
 }
+
+// minRing is the smallest capacity the window grows to.
+const minRing = 64
 
 // Partition schedules the records of one partition: records of the same key
 // run strictly in offset order, one at a time; records of different keys may
@@ -26,12 +35,17 @@ type slot[T any] struct {
 //
 // A Partition is not safe for concurrent use; its owner serialises calls.
 type Partition[T any] struct {
-	// keys holds, per key with outstanding records, the records waiting
-	// behind the one in flight (the in-flight record is not in the slice).
-	keys map[string][]Item[T]
-	// window holds every outstanding offset in increasing order; finished
-	// ones are trimmed from the front, so window[0] is the watermark.
-	window []slot[T]
+	// tails holds, per key with outstanding records, the offset of its
+	// newest record. The key's records are chained in offset order through
+	// slot.behind, from the one in flight to the tail.
+	tails map[string]int64
+	// ring holds every outstanding offset in increasing order, n of them
+	// from ring[head] on, wrapping around; len(ring) is a power of two.
+	// Finished ones are trimmed from the front, so the first is the
+	// watermark. Adding and trimming allocate nothing once the ring is as
+	// large as the most records ever outstanding at once.
+	ring    []slot[T]
+	head, n int
 
 	last       Item[T] // the most recently trimmed (finished) slot
 	haveLast   bool
@@ -42,53 +56,68 @@ type Partition[T any] struct {
 
 // NewPartition returns an empty scheduler.
 func NewPartition[T any]() *Partition[T] {
-	return &Partition[T]{keys: make(map[string][]Item[T])}
+	return &Partition[T]{tails: make(map[string]int64)}
 }
+
+// at returns the i-th outstanding slot (0 is the oldest).
+func (p *Partition[T]) at(i int) *slot[T] { return &p.ring[(p.head+i)&(len(p.ring)-1)] }
 
 // Add registers it, which must have a higher offset than every item added
 // before. It reports whether it may start now: true when no earlier record
 // of the same key is outstanding. Otherwise it is queued and returned by Done
 // of its predecessor.
 func (p *Partition[T]) Add(it Item[T]) bool {
-	waiting, busy := p.keys[it.Key]
-	p.window = append(p.window, slot[T]{Item: it, running: !busy})
-	p.nextAdded, p.added = it.Offset+1, true
-	p.unfinished++
+	tail, busy := p.tails[it.Key]
 	if busy {
-		p.keys[it.Key] = append(waiting, it)
-		return false
+		if i := p.find(tail); i >= 0 {
+			p.at(i).behind = it.Offset
+		}
 	}
-	p.keys[it.Key] = nil // the key is busy with it, nothing waits behind
-	return true
+	p.tails[it.Key] = it.Offset
+	p.push(slot[T]{Item: it, behind: -1, running: !busy})
+	p.unfinished++
+	return !busy
+}
+
+// push appends s to the window, growing the ring when it is full.
+func (p *Partition[T]) push(s slot[T]) {
+	if p.n == len(p.ring) {
+		grown := make([]slot[T], max(minRing, 2*len(p.ring)))
+		for i := range p.n {
+			grown[i] = *p.at(i)
+		}
+		p.ring, p.head = grown, 0
+	}
+	*p.at(p.n) = s
+	p.n++
+	p.nextAdded, p.added = s.Offset+1, true
 }
 
 // Done marks the in-flight record at offset finished and returns the next
 // record of the same key, which is now in flight, if there is one.
 func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 	i := p.find(offset)
-	if i < 0 || !p.window[i].running {
+	if i < 0 || !p.at(i).running {
 		return next, false // unknown, waiting or already finished: nothing changes
 	}
-	p.window[i].running, p.window[i].done = false, true
+	s := p.at(i)
+	s.running, s.done = false, true
 	p.unfinished--
-	key := p.window[i].Key
+	behind := s.behind
+	if behind < 0 {
+		delete(p.tails, s.Key)
+	}
 	p.trim()
-	waiting := p.keys[key]
-	if len(waiting) == 0 {
-		delete(p.keys, key)
+	if behind < 0 {
 		return next, false
 	}
-	next = waiting[0]
-	if j := p.find(next.Offset); j >= 0 {
-		p.window[j].running = true
+	j := p.find(behind)
+	if j < 0 {
+		return next, false // cannot happen: a queued record is outstanding
 	}
-	waiting[0] = Item[T]{} // the backing array must not keep it alive
-	if len(waiting) == 1 {
-		p.keys[key] = nil
-	} else {
-		p.keys[key] = waiting[1:]
-	}
-	return next, true
+	n := p.at(j)
+	n.running = true
+	return n.Item, true
 }
 
 // AddDone registers an offset that needs no processing — a transaction's
@@ -97,23 +126,23 @@ func (p *Partition[T]) Done(offset int64) (next Item[T], ok bool) {
 // and an idle partition commits up to its end. Like Add, offset must be
 // higher than every offset added before.
 func (p *Partition[T]) AddDone(offset int64, epoch int32) {
-	p.window = append(p.window, slot[T]{Item: Item[T]{Offset: offset, Epoch: epoch}, done: true})
-	p.nextAdded, p.added = offset+1, true
+	p.push(slot[T]{Item: Item[T]{Offset: offset, Epoch: epoch}, behind: -1, done: true})
 	p.trim()
 }
 
 // trim drops the finished slots at the front of the window: the watermark
-// is the first unfinished one.
+// is the first unfinished one. Dropped slots are zeroed, so the ring keeps
+// no finished record alive.
 func (p *Partition[T]) trim() {
-	for len(p.window) > 0 && p.window[0].done {
-		p.last, p.haveLast = p.window[0].Item, true
-		var zero T
-		p.last.Value = zero // only its offset and epoch are needed: keep nothing alive
-		p.window[0] = slot[T]{}
-		p.window = p.window[1:]
-	}
-	if len(p.window) == 0 {
-		p.window = p.window[:0:0] // release the backing array of a drained window
+	for p.n > 0 {
+		s := p.at(0)
+		if !s.done {
+			return
+		}
+		p.last, p.haveLast = Item[T]{Offset: s.Offset, Epoch: s.Epoch}, true
+		*s = slot[T]{}
+		p.head = (p.head + 1) & (len(p.ring) - 1)
+		p.n--
 	}
 }
 
@@ -121,14 +150,14 @@ func (p *Partition[T]) trim() {
 // dense (no gaps but those of compaction and transaction markers), so the
 // offset's distance from the window's start is tried first.
 func (p *Partition[T]) find(offset int64) int {
-	if len(p.window) == 0 {
+	if p.n == 0 {
 		return -1
 	}
-	if d := offset - p.window[0].Offset; d >= 0 && d < int64(len(p.window)) && p.window[d].Offset == offset {
+	if d := offset - p.at(0).Offset; d >= 0 && d < int64(p.n) && p.at(int(d)).Offset == offset {
 		return int(d)
 	}
-	i := sort.Search(len(p.window), func(i int) bool { return p.window[i].Offset >= offset })
-	if i == len(p.window) || p.window[i].Offset != offset {
+	i := sort.Search(p.n, func(i int) bool { return p.at(i).Offset >= offset })
+	if i == p.n || p.at(i).Offset != offset {
 		return -1
 	}
 	return i
@@ -142,8 +171,8 @@ func (p *Partition[T]) Watermark() (offset int64, epoch int32, ok bool) {
 	if !p.haveLast {
 		return 0, 0, false
 	}
-	if len(p.window) > 0 {
-		return p.window[0].Offset, p.last.Epoch, true
+	if p.n > 0 {
+		return p.at(0).Offset, p.last.Epoch, true
 	}
 	return p.nextAdded, p.last.Epoch, true
 }
@@ -151,18 +180,36 @@ func (p *Partition[T]) Watermark() (offset int64, epoch int32, ok bool) {
 // Next returns one past the highest offset added, and whether any was added.
 func (p *Partition[T]) Next() (int64, bool) { return p.nextAdded, p.added }
 
-// Waiting returns the records of key queued behind its running one, in
-// offset order. The slice belongs to the Partition: read it before the next
-// call that changes the Partition.
-func (p *Partition[T]) Waiting(key string) []Item[T] { return p.keys[key] }
+// Behind yields the records of the same key queued behind the outstanding
+// record at offset, in offset order. The Partition must not change while
+// the sequence runs.
+func (p *Partition[T]) Behind(offset int64) iter.Seq[Item[T]] {
+	return func(yield func(Item[T]) bool) {
+		i := p.find(offset)
+		if i < 0 {
+			return
+		}
+		for off := p.at(i).behind; off >= 0; {
+			j := p.find(off)
+			if j < 0 {
+				return
+			}
+			s := p.at(j)
+			if !yield(s.Item) {
+				return
+			}
+			off = s.behind
+		}
+	}
+}
 
 // Outstanding is the number of records added and not yet finished.
 func (p *Partition[T]) Outstanding() int { return p.unfinished }
 
 // Oldest returns the oldest unfinished record.
 func (p *Partition[T]) Oldest() (it Item[T], ok bool) {
-	if len(p.window) == 0 {
+	if p.n == 0 {
 		return it, false
 	}
-	return p.window[0].Item, true
+	return p.at(0).Item, true
 }

@@ -641,3 +641,37 @@ func TestPartitionAddDone(t *testing.T) {
 		t.Fatalf("Next = %d/%v, outstanding %d; want 8/true, 0", n, ok, p.Outstanding())
 	}
 }
+
+// Behind yields the records of the same key queued behind a record, in
+// offset order, and follows the chain as records finish.
+func TestPartitionBehind(t *testing.T) {
+	p := ordering.NewPartition[string]()
+	for i, key := range []string{"a", "b", "a", "b", "a"} {
+		p.Add(item(int64(i), key, 1))
+	}
+	behind := func(off int64) []int64 {
+		var offs []int64
+		for it := range p.Behind(off) {
+			offs = append(offs, it.Offset)
+		}
+		return offs
+	}
+	if got := behind(0); !slices.Equal(got, []int64{2, 4}) {
+		t.Errorf("Behind(0) = %v, want [2 4]", got)
+	}
+	if got := behind(1); !slices.Equal(got, []int64{3}) {
+		t.Errorf("Behind(1) = %v, want [3]", got)
+	}
+	if next, ok := p.Done(0); !ok || next.Offset != 2 {
+		t.Fatalf("Done(0) = %v, %v; want 2 released", next.Offset, ok)
+	}
+	if got := behind(2); !slices.Equal(got, []int64{4}) {
+		t.Errorf("after Done(0): Behind(2) = %v, want [4]", got)
+	}
+	if got := behind(4); len(got) != 0 {
+		t.Errorf("Behind(4) = %v, want none", got)
+	}
+	if got := behind(0); len(got) != 0 {
+		t.Errorf("Behind(0) of a finished record = %v, want none", got)
+	}
+}

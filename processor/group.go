@@ -398,19 +398,22 @@ func (g *group) supersededLocked(ps *partState, next ordering.Item[*work]) bool 
 	if g.cfg.Coalesce == nil || g.cfg.Idempotency != IdempotencyFence || !g.mine(next.Value.rec) {
 		return false
 	}
-	waiting := ps.sched.Waiting(next.Key)
-	if len(waiting) == 0 {
-		return false
-	}
-	ev, err := next.Value.event(g.cfg.Domain)
-	if err != nil {
-		return false
-	}
-	class, ok := g.cfg.Coalesce(ev)
-	if !ok {
-		return false
-	}
-	for _, it := range waiting {
+	var (
+		class string
+		ev    *topics.Event
+	)
+	for it := range ps.sched.Behind(next.Offset) {
+		if ev == nil {
+			// Decoded only once something waits behind it.
+			var err error
+			if ev, err = next.Value.event(g.cfg.Domain); err != nil {
+				return false
+			}
+			var ok bool
+			if class, ok = g.cfg.Coalesce(ev); !ok {
+				return false
+			}
+		}
 		if !g.mine(it.Value.rec) {
 			continue // filtered by this group, so it applies nothing
 		}
