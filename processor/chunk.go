@@ -84,7 +84,7 @@ func (g *group) worker() {
 			res = append(res, g.retryRecord(r))
 			continue
 		}
-		for len(g.ready) == 0 && !g.quit {
+		for g.ready.len() == 0 && !g.quit {
 			g.idle++
 			g.readyCond.Wait()
 			g.idle--
@@ -109,7 +109,7 @@ func (g *group) worker() {
 // chunkSizeLocked is how many ready records a worker takes at once.
 func (g *group) chunkSizeLocked() int {
 	k := int(int64(chunkTarget) / max(g.recordCost.Load(), 1))
-	return min(max(k, 1), maxChunk, len(g.ready))
+	return min(max(k, 1), maxChunk, g.ready.len())
 }
 
 // observeCost folds a chunk's handler time per call into the group's
@@ -129,20 +129,14 @@ func (g *group) observeCost(n int, d time.Duration) {
 // or the group is shutting down: they stay unfinished and are read again).
 func (g *group) takeLocked(chunk []task) []task {
 	k := g.chunkSizeLocked()
-	i := 0
-	for ; i < len(g.ready) && len(chunk) < k; i++ {
-		t := g.ready[i]
-		g.ready[i] = task{}
+	for g.ready.len() > 0 && len(chunk) < k {
+		t := g.ready.pop()
 		if t.part.draining || t.part.discarded || g.stopping {
 			continue
 		}
 		t.part.running++
 		g.running++
 		chunk = append(chunk, t)
-	}
-	g.ready = g.ready[i:]
-	if len(g.ready) == 0 {
-		g.ready = g.ready[:0:0] // let a drained queue's backing array go
 	}
 	return chunk
 }
@@ -180,12 +174,12 @@ func (g *group) settleLocked(chunk []task, res []result) int {
 			next, ok = t.part.sched.Done(next.Offset)
 		}
 		if ok {
-			g.ready = append(g.ready, task{part: t.part, w: next.Value})
+			g.ready.push(task{part: t.part, w: next.Value})
 			released++
 		}
 	}
 	if len(back) > 0 {
-		g.ready = append(back, g.ready...)
+		g.ready.pushFront(back)
 		released += len(back)
 	}
 	g.notifyLocked()
@@ -257,6 +251,7 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 	stopped := false
 	var calls int
 	var handling time.Duration
+	now := clock()
 	for i, t := range chunk {
 		ev := evs[i]
 		if ev == nil || res[i] != abandoned {
@@ -270,12 +265,15 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 			continue
 		}
 		ctx := t.part.ctx
-		took, err := g.call(ctx, ev)
+		start := now
+		end, err := g.call(ctx, ev, start)
 		calls++
-		handling += took
+		handling += end - start
+		now = end
 		switch {
 		case err == nil:
 			applied = append(applied, i)
+			continue
 		case errors.Is(err, ErrFiltered):
 			g.count(OutcomeFiltered)
 			res[i] = finished
@@ -288,7 +286,7 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 			res[i] = returned // its attempt is not counted: it starts over
 		default:
 			stopped = true
-			held = &retry{t: t, ev: ev, err: err, spent: took}
+			held = &retry{t: t, ev: ev, err: err, spent: end - start}
 			res[i] = retrying
 			if g.cfg.Idempotency == IdempotencyFence {
 				// The retry reads and advances Redis directly: the
@@ -300,6 +298,7 @@ func (g *group) runChunk(chunk []task, res []result, b *chunkBuf) *retry {
 				g.fence.mu.Unlock()
 			}
 		}
+		now = clock() // the next call does not count the work above
 	}
 	g.observeCost(calls, handling)
 	b.idx = applied

@@ -63,7 +63,7 @@ type group struct {
 
 	mu        sync.Mutex
 	parts     map[int32]*partState
-	ready     []task
+	ready     taskQueue
 	readyCond *sync.Cond    // signalled when ready grows or workers must stop
 	idle      int           // workers waiting on readyCond
 	stopping  bool          // shutdown: start nothing new
@@ -340,7 +340,7 @@ func (g *group) dispatch(fetches kgo.Fetches) {
 			w := &work{rec: r}
 			it := ordering.Item[*work]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: orderingKey(r), Value: w}
 			if ps.sched.Add(it) {
-				g.ready = append(g.ready, task{part: ps, w: w})
+				g.ready.push(task{part: ps, w: w})
 				released++
 			}
 		}
