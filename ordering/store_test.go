@@ -80,7 +80,8 @@ func runStoreSuite(t *testing.T, start storeServer) {
 		{"VersionOfUnknownIsZero", testVersionOfUnknownIsZero},
 		{"AdvanceOnlyRaises", testAdvanceOnlyRaises},
 		{"LargeVersionsCompareExactly", testLargeVersionsCompareExactly},
-		{"BigBatchWithRepeatsMatchesOneByOne", testBigBatchWithRepeats},
+		{"BigBatchWithRepeatsMatchesOneByOne", testBigBatch(true)},
+		{"BigBatchOfDistinctKeysMatchesOneByOne", testBigBatch(false)},
 		{"NegativeVersionIsAnError", testNegativeVersionIsAnError},
 		{"NonIntegerVersionIsAnError", testNonIntegerVersionIsAnError},
 		{"FenceGroupsAndSubjectsAreIsolated", testFenceIsolation},
@@ -509,11 +510,15 @@ func mark1(d *ordering.Dedupe, ctx context.Context, group, id string) error {
 	return d.Mark(ctx, group, []string{id})
 }
 
-// A batch larger than the script's 1,000-key MGET/MSET chunks, with subjects
-// repeated inside it and some already stored, ends as if the keys had been
-// advanced one at a time, and reports per key exactly what one-at-a-time
-// would have reported.
-func testBigBatchWithRepeats(t *testing.T, rdb *redis.Client, _ func()) {
+// A batch larger than the scripts' 1,000-key MGET/MSET chunks, with some
+// subjects already stored (higher or lower) and, with repeats set, subjects
+// repeated inside it, ends as if the keys had been advanced one at a time,
+// and reports per key exactly what one-at-a-time would have reported.
+func testBigBatch(repeats bool) func(t *testing.T, rdb *redis.Client, _ func()) {
+	return func(t *testing.T, rdb *redis.Client, _ func()) { bigBatch(t, rdb, repeats) }
+}
+
+func bigBatch(t *testing.T, rdb *redis.Client, repeats bool) {
 	ctx := t.Context()
 	f := ordering.NewVersionFence(rdb)
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -532,8 +537,13 @@ func testBigBatchWithRepeats(t *testing.T, rdb *redis.Client, _ func()) {
 	var subjects []string
 	var versions []int64
 	var want []bool
-	for range 2500 {
-		s, v := "SKU-"+strconv.Itoa(rng.IntN(1200)), int64(rng.IntN(100)+1)
+	distinct := rng.Perm(2500) // subjects 0..2499 in random order
+	for k := range 2500 {
+		n := distinct[k]
+		if repeats {
+			n = rng.IntN(1200)
+		}
+		s, v := "SKU-"+strconv.Itoa(n), int64(rng.IntN(100)+1)
 		subjects, versions = append(subjects, s), append(versions, v)
 		raised := v > model[s]
 		if raised {
