@@ -22,11 +22,17 @@ const (
 	numAttrs
 )
 
-// attrNames are the attributes' names; foldedAttrNames the same folded (see
-// foldKey), for the case-insensitive match encoding/json makes when no name
-// matches exactly.
+// attrNames are the attributes' names; attrKeys the same as producers write
+// them, for plainKey; foldedAttrNames the same folded (see foldKey), for the
+// case-insensitive match encoding/json makes when no name matches exactly.
 var (
-	attrNames       = [numAttrs]string{"specversion", "id", "source", "type", "subject", "time", "version", "datacontenttype", "data"}
+	attrNames = [numAttrs]string{"specversion", "id", "source", "type", "subject", "time", "version", "datacontenttype", "data"}
+	attrKeys  = func() (k [numAttrs]objKey) {
+		for i, n := range &attrNames {
+			k[i] = newObjKey(n)
+		}
+		return k
+	}()
 	foldedAttrNames = func() (f [numAttrs]string) {
 		for i, n := range &attrNames {
 			f[i] = string(foldKey(nil, []byte(n)))
@@ -121,83 +127,12 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 
 	// One pass over the record: syntax, and the last value of each attribute.
 	var attrs [numAttrs]attr
-	s := scanner{b: value}
-	s.skipSpace()
-	if s.i >= len(value) || value[s.i] != '{' {
-		kind, ok := s.value()
-		if !ok || !s.end() {
-			return nil, poisonf("invalid JSON: %s", s.err)
-		}
-		return nil, poisonf("not a JSON object: got %s", kindName(kind))
-	}
-	typeErr, typeErrKind := -1, byte(0)
 	var early earlyData
-	if !s.enter() {
-		return nil, poisonf("invalid JSON: %s", s.err)
-	}
-	if s.i < len(value) && value[s.i] == '}' {
-		s.i++
-		s.depth--
-	} else {
-		for {
-			if s.i >= len(value) || value[s.i] != '"' {
-				s.fail("invalid character looking for beginning of object key string:")
-				return nil, poisonf("invalid JSON: %s", s.err)
-			}
-			k, ok := s.str()
-			if !ok || !s.colon() {
-				return nil, poisonf("invalid JSON: %s", s.err)
-			}
-			a := attrIndex(value, k)
-			start := s.i
-			var v jsonString
-			var kind byte
-			switch {
-			case a == attrData && attrs[attrType].set:
-				// data after type, as producers write it: validate it now,
-				// in the same pass, if type names one of d's types.
-				if !early.check(d, &s, value, attrs[attrType].str) {
-					return nil, poisonf("invalid JSON: %s", s.err)
-				}
-			case a >= 0 && a <= attrDataContentType && a != attrVersion && start < len(value) && value[start] == '"':
-				kind = '"'
-				if v, ok = s.str(); !ok {
-					return nil, poisonf("invalid JSON: %s", s.err)
-				}
-			default:
-				if kind, ok = s.value(); !ok {
-					return nil, poisonf("invalid JSON: %s", s.err)
-				}
-			}
-			switch a {
-			case attrSpecVersion, attrID, attrSource, attrType, attrSubject, attrTime, attrDataContentType:
-				switch {
-				case kind == '"':
-					attrs[a] = attr{set: true, str: v}
-				case kind == 'n':
-					if a == attrTime || a == attrDataContentType {
-						attrs[a] = attr{}
-					}
-				case typeErr < 0:
-					typeErr, typeErrKind = a, kind
-				}
-			case attrVersion, attrData:
-				attrs[a] = attr{set: true, str: jsonString{start: start, end: s.i}}
-			}
-			more, ok := s.next('}')
-			if !ok {
-				return nil, poisonf("invalid JSON: %s", s.err)
-			}
-			if !more {
-				break
-			}
+	if !scanCanonical(d, value, &attrs, &early) {
+		attrs, early = [numAttrs]attr{}, earlyData{}
+		if err := scanRecord(d, value, &attrs, &early); err != nil {
+			return nil, err
 		}
-	}
-	if !s.end() {
-		return nil, poisonf("invalid JSON: %s", s.err)
-	}
-	if typeErr >= 0 {
-		return nil, poisonf("%s: got %s, want string", attrNames[typeErr], kindName(typeErrKind))
 	}
 
 	// The checks, in order.
@@ -304,41 +239,176 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 		return nil, poisonf("data.%s: %q differs from subject %q", di.keyField, clip(string(keyField)), clip(string(subject)))
 	}
 
-	// All checks passed: copy the strings out, in one allocation.
-	n := len(id) + len(source) + len(subject)
+	// All checks passed: copy the strings out, in one allocation (the
+	// common content type is a constant).
 	ct := ""
-	if len(contentType) > 0 {
-		if string(contentType) == "application/json" {
-			ct = "application/json"
-		} else {
-			n += len(contentType)
-		}
+	if string(contentType) == "application/json" {
+		ct, contentType = "application/json", nil
 	}
 	var sb strings.Builder
-	sb.Grow(n)
+	sb.Grow(len(id) + len(source) + len(subject) + len(contentType))
 	sb.Write(id)
 	sb.Write(source)
 	sb.Write(subject)
-	if ct == "" {
-		sb.Write(contentType)
-	}
+	sb.Write(contentType)
 	all := sb.String()
-	ev := &Event{
-		SpecVersion: SpecVersion,
-		ID:          all[:len(id)],
-		Source:      all[len(id) : len(id)+len(source)],
-		Type:        typeName,
-		Subject:     all[len(id)+len(source) : len(id)+len(source)+len(subject)],
-		Time:        t,
-		Version:     version,
-		Data:        data,
-		Raw:         value,
-	}
 	if ct == "" {
 		ct = all[len(id)+len(source)+len(subject):]
 	}
-	ev.DataContentType = ct
-	return ev, nil
+	return &Event{
+		SpecVersion:     SpecVersion,
+		ID:              all[:len(id)],
+		Source:          all[len(id) : len(id)+len(source)],
+		Type:            typeName,
+		Subject:         all[len(id)+len(source) : len(id)+len(source)+len(subject)],
+		Time:            t,
+		Version:         version,
+		DataContentType: ct,
+		Data:            data,
+		Raw:             value,
+	}, nil
+}
+
+// scanRecord reads the record value in one pass: its syntax, and the last
+// value of each attribute into attrs. The checker's scanner reads the whole
+// record, so that data can be validated where it stands (see
+// earlyData.check). It returns the poison error of a record that is not a
+// JSON object or whose string attributes are not strings.
+func scanRecord(d Domain, value []byte, attrs *[numAttrs]attr, early *earlyData) error {
+	c := checker{s: scanner{b: value}}
+	s := &c.s
+	s.skipSpace()
+	if s.i >= len(value) || value[s.i] != '{' {
+		kind, ok := s.value()
+		if !ok || !s.end() {
+			return poisonf("invalid JSON: %s", s.err)
+		}
+		return poisonf("not a JSON object: got %s", kindName(kind))
+	}
+	typeErr, typeErrKind := -1, byte(0)
+	if !s.enter() {
+		return poisonf("invalid JSON: %s", s.err)
+	}
+	if s.i < len(value) && value[s.i] == '}' {
+		s.i++
+		s.depth--
+	} else {
+		for {
+			if s.i >= len(value) || value[s.i] != '"' {
+				s.fail("invalid character looking for beginning of object key string:")
+				return poisonf("invalid JSON: %s", s.err)
+			}
+			k, ok := s.str()
+			if !ok || !s.colon() {
+				return poisonf("invalid JSON: %s", s.err)
+			}
+			a := attrIndex(value, k)
+			start := s.i
+			var v jsonString
+			var kind byte
+			switch {
+			case a == attrData && attrs[attrType].set:
+				// data after type, as producers write it: validate it now,
+				// in the same pass, if type names one of d's types.
+				if !early.check(d, &c, attrs[attrType].str) {
+					return poisonf("invalid JSON: %s", s.err)
+				}
+			case a >= 0 && a <= attrDataContentType && a != attrVersion && start < len(value) && value[start] == '"':
+				kind = '"'
+				if v, ok = s.str(); !ok {
+					return poisonf("invalid JSON: %s", s.err)
+				}
+			default:
+				if kind, ok = s.value(); !ok {
+					return poisonf("invalid JSON: %s", s.err)
+				}
+			}
+			switch a {
+			case attrSpecVersion, attrID, attrSource, attrType, attrSubject, attrTime, attrDataContentType:
+				switch {
+				case kind == '"':
+					attrs[a] = attr{set: true, str: v}
+				case kind == 'n':
+					if a == attrTime || a == attrDataContentType {
+						attrs[a] = attr{}
+					}
+				case typeErr < 0:
+					typeErr, typeErrKind = a, kind
+				}
+			case attrVersion, attrData:
+				attrs[a] = attr{set: true, str: jsonString{start: start, end: s.i}}
+			}
+			more, ok := s.next('}')
+			if !ok {
+				return poisonf("invalid JSON: %s", s.err)
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	if !s.end() {
+		return poisonf("invalid JSON: %s", s.err)
+	}
+	if typeErr >= 0 {
+		return poisonf("%s: got %s, want string", attrNames[typeErr], kindName(typeErrKind))
+	}
+	return nil
+}
+
+// scanCanonical is the fast path of scanRecord, for a record value in the
+// form Encode writes it, which producers follow: the attributes in Encode's
+// order, each once (time, version and datacontenttype may be left out), no
+// other member, no space between the members, the string attributes strings
+// and version a number. It reports whether value has that form; if it has,
+// attrs and early hold what scanRecord would leave in them. If it has not,
+// they are to be discarded, and the record scanned again with scanRecord.
+func scanCanonical(d Domain, value []byte, attrs *[numAttrs]attr, early *earlyData) bool {
+	if len(value) == 0 || value[0] != '{' {
+		return false
+	}
+	c := checker{s: scanner{b: value, i: 1, depth: 1}}
+	s := &c.s
+	for a := range numAttrs {
+		if !s.plainKey(&attrKeys[a]) {
+			if a == attrTime || a == attrVersion || a == attrDataContentType {
+				continue
+			}
+			return false
+		}
+		start := s.i
+		switch a {
+		case attrVersion:
+			if start >= len(value) || value[start] != '-' && (value[start] < '0' || value[start] > '9') || !s.number() {
+				return false
+			}
+			attrs[a] = attr{set: true, str: jsonString{start: start, end: s.i}}
+		case attrData:
+			if !early.check(d, &c, attrs[attrType].str) {
+				return false
+			}
+			attrs[a] = attr{set: true, str: jsonString{start: start, end: s.i}}
+			if s.i >= len(value) || value[s.i] != '}' {
+				return false
+			}
+			s.i++
+			return s.end()
+		default:
+			if start >= len(value) || value[start] != '"' {
+				return false
+			}
+			v, ok := s.str()
+			if !ok {
+				return false
+			}
+			attrs[a] = attr{set: true, str: v}
+		}
+		if s.i >= len(value) || value[s.i] != ',' {
+			return false
+		}
+		s.i++
+	}
+	return false
 }
 
 // earlyData is the outcome of validating data during the scan, with the type
@@ -359,31 +429,32 @@ type earlyData struct {
 	start, keyOff int
 }
 
-// check validates the data value at s's position, if typ (the type
-// attribute seen so far) names a type of domain d and the schemas compile,
-// and moves s past the value. It reports false on a syntax error. A
-// violation is not recorded: after the scan, Decode validates the data again
-// to find the reason, if the record is still poison by then.
-func (e *earlyData) check(d Domain, s *scanner, value []byte, typ jsonString) bool {
-	start := s.i
+// check validates the data value at the position of c's scanner, if typ
+// (the type attribute seen so far) names a type of domain d and the schemas
+// compile, and moves the scanner past the value. It reports false on a
+// syntax error. A violation is not recorded: after the scan, Decode
+// validates the data again to find the reason, if the record is still poison
+// by then.
+func (e *earlyData) check(d Domain, c *checker, typ jsonString) bool {
+	s := &c.s
+	start, depth := s.i, s.depth
 	*e = earlyData{}
-	name, td, idx, known := lookupType(typ.text(value))
+	name, td, idx, known := lookupType(typ.text(s.b))
 	if known {
 		*e = earlyData{typeKnown: true, typeStart: typ.start, typeName: name, domain: td, typeIndex: idx}
 	}
 	if known && td == d {
 		if rules, err := compiledRules(); err == nil {
-			c := checker{s: *s}
 			keyOff, valid := c.root(&rules.byIndex[idx])
 			if valid {
-				*s = c.s
 				e.valid, e.start, e.keyOff = true, start, keyOff
 				return true
 			}
-			if c.s.err != "" {
-				s.i, s.err = c.s.i, c.s.err
+			if s.err != "" {
 				return false
 			}
+			// A violation: scan the value again for its syntax only.
+			s.i, s.depth = start, depth
 		}
 	}
 	_, ok := s.value()

@@ -64,8 +64,9 @@ func (s *scanner) fail(what string) bool {
 	return false
 }
 
+// skipSpace moves past white space.
 func (s *scanner) skipSpace() {
-	for s.i < len(s.b) {
+	for s.i < len(s.b) && s.b[s.i] <= ' ' {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
 			s.i++
@@ -73,6 +74,58 @@ func (s *scanner) skipSpace() {
 			return
 		}
 	}
+}
+
+// objKey is an object key and its colon as producers write them, `"id":`,
+// for plainKey.
+type objKey struct {
+	text string
+	// first and last are the first and the last eight bytes of text as
+	// little-endian words; if text is shorter, first is all of it and
+	// mask the bits that it fills.
+	first, last, mask uint64
+}
+
+// newObjKey returns the objKey of name, which must consist of strSafe bytes.
+func newObjKey(name string) objKey {
+	k := objKey{text: `"` + name + `":`, mask: ^uint64(0)}
+	var buf [8]byte
+	n := copy(buf[:], k.text)
+	k.first = binary.LittleEndian.Uint64(buf[:])
+	if n < 8 {
+		k.mask >>= 64 - 8*n
+	} else {
+		k.last = binary.LittleEndian.Uint64([]byte(k.text[len(k.text)-8:]))
+	}
+	return k
+}
+
+// mayBe reports whether a key that starts with the little-endian word w
+// may be k: a cheap test before plainKey.
+func (k *objKey) mayBe(w uint64) bool { return w&k.mask == k.first }
+
+// plainKey reads the key and colon at b[i] if they are exactly k.text, and
+// the space after them, and reports whether it did. It compares a word at a
+// time, and leaves a key that ends within eight bytes of the end of b to
+// the caller's general path.
+func (s *scanner) plainKey(k *objKey) bool {
+	b, i, n := s.b, s.i, len(k.text)
+	if i+max(n, 8) > len(b) {
+		return false
+	}
+	switch w := binary.LittleEndian.Uint64(b[i : i+8]); {
+	case n < 8:
+		if w&k.mask != k.first {
+			return false
+		}
+	case w != k.first || binary.LittleEndian.Uint64(b[i+n-8:i+n]) != k.last:
+		return false
+	case n > 16 && string(b[i+8:i+n-8]) != k.text[8:n-8]:
+		return false
+	}
+	s.i = i + n
+	s.skipSpace()
+	return true
 }
 
 // str reads a string token; b[i] must be '"'.
@@ -83,12 +136,11 @@ func (s *scanner) str() (t jsonString, ok bool) {
 	for {
 		// Eight bytes at a time to the first that needs a look, then (near
 		// the end of b) one by one.
-		for i+8 <= len(b) {
-			if m := needsLook(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+		for ; i+8 <= len(b); i += 8 {
+			if m := needsLook(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				goto look
 			}
-			i += 8
 		}
 		for i < len(b) && strSafe[b[i]] {
 			i++
@@ -292,6 +344,17 @@ func (s *scanner) colon() bool {
 	return true
 }
 
+// comma reads a comma right after an element, and the space after it, and
+// reports whether it did: the common case of next, inlined.
+func (s *scanner) comma() bool {
+	if s.i < len(s.b) && s.b[s.i] == ',' {
+		s.i++
+		s.skipSpace()
+		return true
+	}
+	return false
+}
+
 // next reads the space after an element and then either a comma (more is
 // true) or the closing byte (more is false, and the nesting level is left).
 func (s *scanner) next(closing byte) (more, ok bool) {
@@ -350,6 +413,14 @@ func (t jsonString) clean(b []byte) bool {
 // invalid UTF-8 as encoding/json does. The result aliases b when the token
 // is clean.
 func (t jsonString) text(b []byte) []byte {
+	if !t.esc && !t.high {
+		return b[t.start:t.end] // ASCII without escapes: the common case, inlined
+	}
+	return t.decode(b)
+}
+
+// decode is text for a token with escapes or bytes >= 0x80.
+func (t jsonString) decode(b []byte) []byte {
 	if t.clean(b) {
 		return b[t.start:t.end]
 	}

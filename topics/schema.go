@@ -100,7 +100,9 @@ type rule struct {
 // prop is one property of an object rule: listed in "properties", in
 // "required", or both.
 type prop struct {
-	name     string
+	name string
+	// key is name as plainKey compares it.
+	key      objKey
 	required bool
 	rule     *rule
 }
@@ -351,6 +353,16 @@ func compileSchema(v any, loc string) (*rule, error) {
 	}
 	if len(r.props) > 64 {
 		return nil, errf("more than 64 properties")
+	}
+	for i := range r.props {
+		p := &r.props[i]
+		for _, c := range []byte(p.name) {
+			if !strSafe[c] {
+				// The validator compares keys with the names as written.
+				return nil, errf("property name %q is not printable ASCII without quotes and backslashes", p.name)
+			}
+		}
+		p.key = newObjKey(p.name)
 	}
 	return r, nil
 }

@@ -1,7 +1,6 @@
 package topics
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 )
@@ -87,22 +86,17 @@ func info(d Domain) *domainInfo {
 // and its position in the list of all types, domain by domain in the order
 // of Domains. It does not allocate.
 func lookupType(t []byte) (name string, d Domain, index int, ok bool) {
-	dot := bytes.IndexByte(t, '.')
-	if dot < 0 {
-		return "", "", 0, false
-	}
-	base := 0
 	for _, dom := range [...]Domain{DomainCatalog, DomainInventory, DomainOrder, DomainCustomer} {
 		di := info(dom)
-		if string(t[:dot]) == string(dom) {
+		if len(t) > len(dom) && t[len(dom)] == '.' && string(t[:len(dom)]) == string(dom) {
 			for k, name := range di.types {
 				if string(t) == name {
-					return name, dom, base + k, true
+					return name, dom, index + k, true
 				}
 			}
-			return "", "", 0, false
+			break
 		}
-		base += len(di.types)
+		index += len(di.types)
 	}
 	return "", "", 0, false
 }

@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -153,14 +154,26 @@ func (c *checker) object(r *rule, want int) (int, bool) {
 			if s.i >= len(b) || b[s.i] != '"' {
 				return -1, s.fail("invalid character looking for beginning of object key string:")
 			}
-			t, ok := s.str()
-			if !ok || !s.colon() {
-				return -1, false
+			// Compare the key with the names before scanning it, by its
+			// first word first.
+			j := len(r.props)
+			if s.i+8 <= len(b) {
+				w := binary.LittleEndian.Uint64(b[s.i : s.i+8])
+				for k := range r.props {
+					if key := &r.props[k].key; key.mayBe(w) && s.plainKey(key) {
+						j = k
+						break
+					}
+				}
 			}
-			key := t.text(b)
-			j := 0
-			for j < len(r.props) && string(key) != r.props[j].name {
-				j++
+			if j == len(r.props) {
+				t, ok := s.str()
+				if !ok || !s.colon() {
+					return -1, false
+				}
+				key := t.text(b)
+				for j = 0; j < len(r.props) && string(key) != r.props[j].name; j++ {
+				}
 			}
 			start, depth := s.i, s.depth
 			switch {
@@ -182,6 +195,9 @@ func (c *checker) object(r *rule, want int) (int, bool) {
 			}
 			if j < len(r.props) {
 				offs[j] = start
+			}
+			if s.comma() {
+				continue
 			}
 			more, ok := s.next('}')
 			if !ok {
@@ -289,6 +305,9 @@ func (c *checker) array(r *rule) bool {
 				}
 			}
 			n++
+			if s.comma() {
+				continue
+			}
 			more, nok := s.next(']')
 			if !nok {
 				return false
