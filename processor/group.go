@@ -79,6 +79,9 @@ type group struct {
 	recordCost atomic.Int64
 	fence      fenceCache
 
+	// dispatchBuf is the poll goroutine's scratch list of records.
+	dispatchBuf []ordering.Item[*work]
+
 	// Metric handles resolved once, off the per-record path.
 	outcomes    map[string]prometheus.Counter
 	retried     prometheus.Counter
@@ -303,48 +306,69 @@ func (g *group) notifyLocked() {
 	}
 }
 
+// dispatch hands the polled records to their partitions' schedules. It
+// runs on the poll goroutine only. Each partition's records are prepared
+// (work allocated, ordering key read) before the group mutex is taken, and
+// the mutex is held for one partition at a time, so that workers settling
+// their chunks wait for a few list operations, not for the whole poll.
 func (g *group) dispatch(fetches kgo.Fetches) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	released := 0
-	defer func() { g.wakeLocked(released + max(g.chunkSizeLocked(), 1)) }()
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if fp.Topic != g.cfg.Topic {
 			return
 		}
-		ps := g.parts[fp.Partition]
-		if ps == nil {
+		items := g.dispatchBuf[:0]
+		for _, r := range fp.Records {
+			it := ordering.Item[*work]{Offset: r.Offset, Epoch: r.LeaderEpoch}
+			if !r.Attrs.IsControl() {
+				// One allocation per record, not a slab per fetch: a
+				// record that waits long (behind a hot key) must not
+				// keep its whole fetch's records and events alive
+				// (make bench S6).
+				it.Key, it.Value = orderingKey(r), &work{rec: r}
+			} // else a transaction marker: no work
+			items = append(items, it)
+		}
+		g.mu.Lock()
+		g.schedulePartitionLocked(fp, items)
+		g.mu.Unlock()
+		clear(items) // keep no record alive through the buffer
+		g.dispatchBuf = items[:0]
+	})
+}
+
+// schedulePartitionLocked adds one partition's polled records (items; a
+// nil Value is a transaction marker) to its schedule and wakes workers for
+// those that may start.
+func (g *group) schedulePartitionLocked(fp kgo.FetchTopicPartition, items []ordering.Item[*work]) {
+	ps := g.parts[fp.Partition]
+	if ps == nil {
+		ps = g.newPartLocked(fp.Partition)
+	}
+	if fp.HighWatermark >= 0 {
+		ps.hw = fp.HighWatermark
+	}
+	released := 0
+	for _, it := range items {
+		if next, ok := ps.sched.Next(); ok && it.Offset < next {
+			// kgo rewound the cursor without a revoke (data-loss
+			// detection, offset reset): start a fresh schedule; what
+			// still runs of the old one finishes but changes nothing.
+			g.log.Warn().Int32("partition", ps.num).Int64("offset", it.Offset).Int64("expected", next).
+				Msg("fetch position moved back; rescheduling the partition")
+			g.discardLocked(ps)
 			ps = g.newPartLocked(fp.Partition)
 		}
-		if fp.HighWatermark >= 0 {
-			ps.hw = fp.HighWatermark
+		if it.Value == nil {
+			ps.sched.AddDone(it.Offset, it.Epoch)
+			continue
 		}
-		for _, r := range fp.Records {
-			if next, ok := ps.sched.Next(); ok && r.Offset < next {
-				// kgo rewound the cursor without a revoke (data-loss
-				// detection, offset reset): start a fresh schedule; what
-				// still runs of the old one finishes but changes nothing.
-				g.log.Warn().Int32("partition", ps.num).Int64("offset", r.Offset).Int64("expected", next).
-					Msg("fetch position moved back; rescheduling the partition")
-				g.discardLocked(ps)
-				ps = g.newPartLocked(fp.Partition)
-			}
-			if r.Attrs.IsControl() {
-				ps.sched.AddDone(r.Offset, r.LeaderEpoch)
-				continue
-			}
-			g.pending++
-			// One allocation per record, not a slab per fetch: a record
-			// that waits long (behind a hot key) must not keep its whole
-			// fetch's records and events alive (make bench S6).
-			w := &work{rec: r}
-			it := ordering.Item[*work]{Offset: r.Offset, Epoch: r.LeaderEpoch, Key: orderingKey(r), Value: w}
-			if ps.sched.Add(it) {
-				g.ready.push(task{part: ps, w: w})
-				released++
-			}
+		g.pending++
+		if ps.sched.Add(it) {
+			g.ready.push(task{part: ps, w: it.Value})
+			released++
 		}
-	})
+	}
+	g.wakeLocked(released + max(g.chunkSizeLocked(), 1))
 }
 
 // bindMetrics resolves the group's metric handles once, off the
