@@ -97,8 +97,11 @@ type GroupConfig struct {
 	Idempotency Idempotency
 	// Concurrency is the most records handled at once (default 64).
 	Concurrency int
-	// MaxBuffered bounds the records fetched and not yet finished
-	// (default 32 × Concurrency); fetching waits above it.
+	// MaxBuffered bounds the records scheduled and not yet finished
+	// (default 32 × Concurrency); scheduling waits above it. Beyond them
+	// the group reads one fetch response ahead (at most 1 MiB of
+	// compressed batches by default), so that Kafka fetches overlap
+	// processing.
 	MaxBuffered int
 	// Retry bounds retries of retryable failures.
 	Retry RetryPolicy
