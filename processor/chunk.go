@@ -101,7 +101,8 @@ func (g *group) worker() {
 		res = append(res, make([]result, len(chunk))...)
 		g.inflight.Add(float64(len(chunk)))
 		held = g.runChunk(chunk, res, &buf)
-		clear(buf.evs) // keep no event alive through the buffer
+		clear(buf.evs) // keep no event (or cache entry) alive through the buffers
+		clear(buf.entries)
 		g.inflight.Sub(float64(len(chunk)))
 	}
 }
@@ -202,6 +203,9 @@ type chunkBuf struct {
 	subjects []string
 	versions []int64
 	idx      []int
+	// entries are the fence cache entries of the chunk's records (by
+	// chunk position), so that advancing one needs no second lookup.
+	entries []*fenceEntry
 }
 
 // halted reports whether t must not start: its partition is being revoked
@@ -341,6 +345,7 @@ func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *c
 	fence := g.cfg.Idempotency == IdempotencyFence
 	idx, keys := b.idx[:0], b.subjects[:0]
 	if fence {
+		b.entries = append(b.entries[:0], make([]*fenceEntry, len(chunk))...)
 		g.fence.mu.Lock()
 	}
 	for i, ev := range evs {
@@ -351,11 +356,12 @@ func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *c
 			idx, keys = append(idx, i), append(keys, ev.ID)
 			continue
 		}
-		if v, ok := g.fence.getLocked(ev.Subject, chunk[i].part); ok {
-			if ev.Version <= v {
+		if e := g.fence.getLocked(ev.Subject, chunk[i].part); e != nil {
+			if ev.Version <= e.version {
 				g.count(OutcomeSkippedStale)
 				res[i] = finished
 			}
+			b.entries[i] = e
 			continue
 		}
 		idx, keys = append(idx, i), append(keys, ev.Subject)
@@ -393,7 +399,7 @@ func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *c
 	g.fence.mu.Lock()
 	for j, i := range idx {
 		v := stored[j]
-		g.fence.putLocked(keys[j], chunk[i].part, v)
+		b.entries[i] = g.fence.putLocked(keys[j], chunk[i].part, v)
 		if evs[i].Version <= v {
 			g.count(OutcomeSkippedStale)
 			res[i] = finished
@@ -433,8 +439,13 @@ func (g *group) appliedChunk(chunk []task, res []result, evs []*topics.Event, ap
 		if err == nil {
 			g.fence.mu.Lock()
 			for j, i := range applied {
-				if moved[j] {
-					g.fence.putLocked(subjects[j], chunk[i].part, versions[j])
+				if e := b.entries[i]; moved[j] && e != nil {
+					// The entry admitChunk found or made. If the
+					// cache was reset since, it is detached: the
+					// next record of the subject reads Redis.
+					e.version = versions[j]
+				} else if moved[j] {
+					b.entries[i] = g.fence.putLocked(subjects[j], chunk[i].part, versions[j])
 				} else {
 					// Someone else (an earlier owner still finishing)
 					// stored a higher version: ask Redis next time.
@@ -487,7 +498,7 @@ const fenceCacheMax = 100_000
 // crash between any sink call and its Advance does — never an older one.
 type fenceCache struct {
 	mu sync.Mutex
-	m  map[string]fenceEntry
+	m  map[string]*fenceEntry
 }
 
 type fenceEntry struct {
@@ -495,19 +506,24 @@ type fenceEntry struct {
 	version int64
 }
 
-func (c *fenceCache) getLocked(subject string, part *partState) (int64, bool) {
-	e, ok := c.m[subject]
-	if !ok || e.part != part {
-		return 0, false
+// getLocked returns subject's entry if it was learnt under part, or nil.
+func (c *fenceCache) getLocked(subject string, part *partState) *fenceEntry {
+	e := c.m[subject]
+	if e == nil || e.part != part {
+		return nil
 	}
-	return e.version, true
+	return e
 }
 
-func (c *fenceCache) putLocked(subject string, part *partState, version int64) {
+// putLocked stores subject's version learnt under part and returns its
+// entry, which the caller may update in place while holding mu.
+func (c *fenceCache) putLocked(subject string, part *partState, version int64) *fenceEntry {
 	if c.m == nil || len(c.m) >= fenceCacheMax {
-		c.m = make(map[string]fenceEntry)
+		c.m = make(map[string]*fenceEntry)
 	}
-	c.m[subject] = fenceEntry{part: part, version: version}
+	e := &fenceEntry{part: part, version: version}
+	c.m[subject] = e
+	return e
 }
 
 func (c *fenceCache) forgetLocked(subject string) { delete(c.m, subject) }
