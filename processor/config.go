@@ -99,7 +99,7 @@ type GroupConfig struct {
 	Concurrency int
 	// MaxBuffered bounds the records scheduled and not yet finished
 	// (default 32 × Concurrency); scheduling waits above it. Beyond them
-	// the group reads one fetch response ahead (at most 1 MiB of
+	// the group reads one fetch response ahead (at most 512 KiB of
 	// compressed batches by default), so that Kafka fetches overlap
 	// processing.
 	MaxBuffered int
