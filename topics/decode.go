@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,14 +23,24 @@ const (
 	numAttrs
 )
 
-// attrNames are the attributes' names; attrKeys the same as producers write
-// them, for plainKey; foldedAttrNames the same folded (see foldKey), for the
-// case-insensitive match encoding/json makes when no name matches exactly.
+// attrNames are the attributes' names; canonSeps what precedes each
+// attribute's value in the form Encode writes (see scanCanonical): the comma
+// after the previous member (the brace before the first), the key, the
+// colon and, for a string, the opening quote; foldedAttrNames the names
+// folded (see foldKey), for the case-insensitive match encoding/json makes
+// when no name matches exactly.
 var (
 	attrNames = [numAttrs]string{"specversion", "id", "source", "type", "subject", "time", "version", "datacontenttype", "data"}
-	attrKeys  = func() (k [numAttrs]objKey) {
-		for i, n := range &attrNames {
-			k[i] = newObjKey(n)
+	canonSeps = func() (k [numAttrs]objKey) {
+		for a, n := range &attrNames {
+			sep := `,"` + n + `":`
+			if a == attrSpecVersion {
+				sep = `{"` + n + `":`
+			}
+			if a != attrVersion && a != attrData {
+				sep += `"`
+			}
+			k[a] = newObjKey(sep)
 		}
 		return k
 	}()
@@ -185,9 +196,12 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 	}
 
 	var version int64
-	if va := attrs[attrVersion].str; attrs[attrVersion].set && string(value[va.start:va.end]) != "null" {
-		raw := value[va.start:va.end]
-		v, ok := parseInt(raw, math.MinInt64, math.MaxInt64)
+	if va := &attrs[attrVersion]; va.set && string(value[va.str.start:va.str.end]) != "null" {
+		raw := value[va.str.start:va.str.end]
+		v, ok := early.version, early.versionSmall
+		if !ok {
+			v, ok = parseInt(raw, math.MinInt64, math.MaxInt64)
+		}
 		if !ok {
 			return nil, poisonf("version: got %s, want an integer", clip(string(raw)))
 		}
@@ -216,8 +230,14 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 		return nil, poisonf("data: is null")
 	}
 	var keyOff int
+	var keyTok jsonString // the key field's token, if the checker kept it
 	if early.valid && early.start == da.start && early.typeStart == attrs[attrType].str.start {
 		keyOff = early.keyOff - da.start
+		if early.key.end > 0 {
+			keyTok = early.key
+			keyTok.start -= da.start
+			keyTok.end -= da.start
+		}
 	} else {
 		rules, err := compiledRules()
 		if err != nil {
@@ -231,9 +251,11 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 	// nothing) counts as "".
 	var keyField []byte
 	if keyOff >= 0 && data[keyOff] == '"' {
-		ks := scanner{b: data, i: keyOff}
-		kt, _ := ks.str()
-		keyField = kt.text(data)
+		if keyTok.end == 0 {
+			ks := scanner{b: data, i: keyOff}
+			keyTok, _ = ks.str()
+		}
+		keyField = keyTok.text(data)
 	}
 	if string(keyField) != string(subject) {
 		return nil, poisonf("data.%s: %q differs from subject %q", di.keyField, clip(string(keyField)), clip(string(subject)))
@@ -245,22 +267,34 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 	if string(contentType) == "application/json" {
 		ct, contentType = "application/json", nil
 	}
-	var sb strings.Builder
-	sb.Grow(len(id) + len(source) + len(subject) + len(contentType))
-	sb.Write(id)
-	sb.Write(source)
-	sb.Write(subject)
-	sb.Write(contentType)
-	all := sb.String()
-	if ct == "" {
-		ct = all[len(id)+len(source)+len(subject):]
+	var all string
+	var sourceAt, subjectAt int // in all; id is at 0
+	if is, ss, us := attrs[attrID].str, attrs[attrSource].str, attrs[attrSubject].str; contentType == nil &&
+		is.start < ss.start && ss.start < us.start && !is.esc && !is.high && !ss.esc && !ss.high && !us.esc && !us.high &&
+		us.end-is.start <= len(id)+len(source)+len(subject)+maxCopyGap {
+		// id, source and subject in a row, as producers write them: one
+		// copy of the text from id to subject is cheaper than three.
+		all = string(value[is.start:us.end])
+		sourceAt, subjectAt = ss.start-is.start, us.start-is.start
+	} else {
+		var sb strings.Builder
+		sb.Grow(len(id) + len(source) + len(subject) + len(contentType))
+		sb.Write(id)
+		sb.Write(source)
+		sb.Write(subject)
+		sb.Write(contentType)
+		all = sb.String()
+		sourceAt, subjectAt = len(id), len(id)+len(source)
+		if ct == "" {
+			ct = all[subjectAt+len(subject):]
+		}
 	}
 	return &Event{
 		SpecVersion:     SpecVersion,
 		ID:              all[:len(id)],
-		Source:          all[len(id) : len(id)+len(source)],
+		Source:          all[sourceAt : sourceAt+len(source)],
 		Type:            typeName,
-		Subject:         all[len(id)+len(source) : len(id)+len(source)+len(subject)],
+		Subject:         all[subjectAt : subjectAt+len(subject)],
 		Time:            t,
 		Version:         version,
 		DataContentType: ct,
@@ -268,6 +302,10 @@ func Decode(d Domain, key, value []byte) (*Event, error) {
 		Raw:             value,
 	}, nil
 }
+
+// maxCopyGap bounds the bytes between id, source and subject that Decode
+// copies along with them, so that an Event keeps little else of the record.
+const maxCopyGap = 96
 
 // scanRecord reads the record value in one pass: its syntax, and the last
 // value of each attribute into attrs. The checker's scanner reads the whole
@@ -359,31 +397,42 @@ func scanRecord(d Domain, value []byte, attrs *[numAttrs]attr, early *earlyData)
 // scanCanonical is the fast path of scanRecord, for a record value in the
 // form Encode writes it, which producers follow: the attributes in Encode's
 // order, each once (time, version and datacontenttype may be left out), no
-// other member, no space between the members, the string attributes strings
+// other member, no space outside data, the string attributes strings
 // and version a number. It reports whether value has that form; if it has,
 // attrs and early hold what scanRecord would leave in them. If it has not,
 // they are to be discarded, and the record scanned again with scanRecord.
 func scanCanonical(d Domain, value []byte, attrs *[numAttrs]attr, early *earlyData) bool {
-	if len(value) == 0 || value[0] != '{' {
-		return false
-	}
-	c := checker{s: scanner{b: value, i: 1, depth: 1}}
+	c := checker{s: scanner{b: value, depth: 1}}
 	s := &c.s
 	for a := range numAttrs {
-		if !s.plainKey(&attrKeys[a]) {
+		k := &canonSeps[a]
+		var found bool
+		if len(value)-s.i >= 24 { // at, inlined: k.text is at most 24 bytes long
+			found = k.startOf(value[s.i : s.i+24])
+		} else {
+			found = k.at(value, s.i)
+		}
+		if !found {
 			if a == attrTime || a == attrVersion || a == attrDataContentType {
 				continue
 			}
 			return false
 		}
-		start := s.i
+		start := s.i + len(k.text)
 		switch a {
 		case attrVersion:
-			if start >= len(value) || value[start] != '-' && (value[start] < '0' || value[start] > '9') || !s.number() {
+			if start >= len(value) || value[start] != '-' && (value[start] < '0' || value[start] > '9') {
 				return false
 			}
+			s.i = start
+			v, small, _, ok := s.number()
+			if !ok {
+				return false
+			}
+			early.version, early.versionSmall = v, small
 			attrs[a] = attr{set: true, str: jsonString{start: start, end: s.i}}
 		case attrData:
+			s.i = start
 			if !early.check(d, &c, attrs[attrType].str) {
 				return false
 			}
@@ -394,26 +443,26 @@ func scanCanonical(d Domain, value []byte, attrs *[numAttrs]attr, early *earlyDa
 			s.i++
 			return s.end()
 		default:
-			if start >= len(value) || value[start] != '"' {
-				return false
-			}
+			s.i = start - 1 // the opening quote
 			v, ok := s.str()
 			if !ok {
 				return false
 			}
 			attrs[a] = attr{set: true, str: v}
 		}
-		if s.i >= len(value) || value[s.i] != ',' {
-			return false
-		}
-		s.i++
 	}
 	return false
 }
 
-// earlyData is the outcome of validating data during the scan, with the type
+// earlyData is what the scan learned beyond the attributes: the value of
+// version, and the outcome of validating data during the scan, with the type
 // attribute seen so far.
 type earlyData struct {
+	// versionSmall reports that version is an integer literal of value
+	// version (see scanner.number), if the scan looked.
+	versionSmall bool
+	version      int64
+
 	// typeKnown reports that the type whose string token starts at
 	// typeStart is the known type typeName of domain, at typeIndex in
 	// the list of all types (see lookupType).
@@ -423,10 +472,12 @@ type earlyData struct {
 	domain    Domain
 	typeIndex int
 	// valid reports that the data value at start conforms to the schema of
-	// that type, and keyOff is where the key field's value starts (-1 if
-	// absent).
+	// that type, keyOff is where the key field's value starts (-1 if
+	// absent) and key its string token, if the checker read one (see
+	// checker.object).
 	valid         bool
 	start, keyOff int
+	key           jsonString
 }
 
 // check validates the data value at the position of c's scanner, if typ
@@ -438,16 +489,16 @@ type earlyData struct {
 func (e *earlyData) check(d Domain, c *checker, typ jsonString) bool {
 	s := &c.s
 	start, depth := s.i, s.depth
-	*e = earlyData{}
 	name, td, idx, known := lookupType(typ.text(s.b))
+	e.typeKnown, e.valid = known, false
 	if known {
-		*e = earlyData{typeKnown: true, typeStart: typ.start, typeName: name, domain: td, typeIndex: idx}
+		e.typeStart, e.typeName, e.domain, e.typeIndex = typ.start, name, td, idx
 	}
 	if known && td == d {
 		if rules, err := compiledRules(); err == nil {
-			keyOff, valid := c.root(&rules.byIndex[idx])
+			keyOff, key, valid := c.root(&rules.byIndex[idx])
 			if valid {
-				e.valid, e.start, e.keyOff = true, start, keyOff
+				e.valid, e.start, e.keyOff, e.key = true, start, keyOff, key
 				return true
 			}
 			if s.err != "" {
@@ -466,15 +517,21 @@ func (e *earlyData) check(d Domain, c *checker, typ jsonString) bool {
 // time.Parse(time.RFC3339, ...) would, and reports false for anything else
 // (which the caller leaves to time.Parse).
 func parseTimeZ(s []byte) (time.Time, bool) {
-	if len(s) < len("2006-01-02T15:04:05Z") || s[len(s)-1] != 'Z' ||
-		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+	if len(s) < len("2006-01-02T15:04:05Z") || s[len(s)-1] != 'Z' {
 		return time.Time{}, false
 	}
-	year := digits2(s[0], s[1])*100 + digits2(s[2], s[3])
-	month, day := digits2(s[5], s[6]), digits2(s[8], s[9])
-	hour, minute, sec := digits2(s[11], s[12]), digits2(s[14], s[15]), digits2(s[17], s[18])
-	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+	// Three words, "2006-01-", "02T15:04" and "15:04:05", each checked for
+	// its separators and digits at once; then pairs of digits combined.
+	d0, ok0 := timeDigits(binary.LittleEndian.Uint64(s[0:8]), 0x2D0000_2D00000000, 0x00FFFF00FFFFFFFF)
+	d1, ok1 := timeDigits(binary.LittleEndian.Uint64(s[8:16]), 0x00003A0000540000, 0xFFFF00FFFF00FFFF)
+	d2, ok2 := timeDigits(binary.LittleEndian.Uint64(s[11:19]), 0x00003A00003A0000, 0xFFFF00FFFF00FFFF)
+	if !ok0 || !ok1 || !ok2 {
+		return time.Time{}, false
+	}
+	d0, d1, d2 = d0*10+d0>>8, d1*10+d1>>8, d2*10+d2>>8 // a pair's value in its first byte
+	year, month := int(d0&0xFF)*100+int(d0>>16&0xFF), int(d0>>40&0xFF)
+	day, hour, minute, sec := int(d1&0xFF), int(d1>>24&0xFF), int(d1>>48&0xFF), int(d2>>48&0xFF)
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
 	}
 	nsec := 0
@@ -482,7 +539,8 @@ func parseTimeZ(s []byte) (time.Time, bool) {
 		if len(frac) < 2 || frac[0] != '.' {
 			return time.Time{}, false
 		}
-		for k, c := range frac[1:] {
+		digits := frac[1:]
+		for k, c := range digits {
 			if c < '0' || c > '9' {
 				return time.Time{}, false
 			}
@@ -490,22 +548,24 @@ func parseTimeZ(s []byte) (time.Time, bool) {
 				nsec = nsec*10 + int(c-'0')
 			}
 		}
-		for k := len(frac) - 1; k < 9; k++ {
-			nsec *= 10
+		if len(digits) < 9 {
+			nsec *= pow10[9-len(digits)]
 		}
 	}
 	unix := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
 	return time.Unix(unix, int64(nsec)).UTC(), true
 }
 
-// digits2 returns the value of two decimal digits, or -1 if either is not
-// a digit.
-func digits2(a, b byte) int {
-	a, b = a-'0', b-'0'
-	if a > 9 || b > 9 {
-		return -1 << 20
-	}
-	return int(a)*10 + int(b)
+// pow10[k] is 10 to the k.
+var pow10 = [...]int{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// timeDigits checks the eight bytes of w (little endian): where mask has
+// 0xFF they must be decimal digits, elsewhere the bytes of seps. It returns
+// the digits' values in their bytes, zero elsewhere.
+func timeDigits(w, seps, mask uint64) (uint64, bool) {
+	// The separators go to digits, for eightDigits, and the digits to zero.
+	digits := eightDigits(w&mask | 0x3030303030303030&^mask)
+	return w & mask & 0x0F0F0F0F0F0F0F0F, digits && w&^mask == seps
 }
 
 // daysSinceEpoch returns the number of days from 1970-01-01 to the date

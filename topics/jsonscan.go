@@ -76,63 +76,77 @@ func (s *scanner) skipSpace() {
 	}
 }
 
-// objKey is an object key and its colon as producers write them, `"id":`,
-// for plainKey.
+// objKey is a literal that objKey.at compares a word at a time: an object
+// key and its colon as producers write them, `"id":`, or such a key with the
+// bytes around it.
 type objKey struct {
 	text string
-	// first and last are the first and the last eight bytes of text as
-	// little-endian words; if text is shorter, first is all of it and
-	// mask the bits that it fills.
-	first, last, mask uint64
+	// words are the first 24 bytes of text as little-endian words, and
+	// masks the bits of them that text fills.
+	words, masks [3]uint64
 }
 
-// newObjKey returns the objKey of name, which must consist of strSafe bytes.
-func newObjKey(name string) objKey {
-	k := objKey{text: `"` + name + `":`, mask: ^uint64(0)}
-	var buf [8]byte
-	n := copy(buf[:], k.text)
-	k.first = binary.LittleEndian.Uint64(buf[:])
-	if n < 8 {
-		k.mask >>= 64 - 8*n
-	} else {
-		k.last = binary.LittleEndian.Uint64([]byte(k.text[len(k.text)-8:]))
+// newObjKey returns the objKey of the literal text.
+func newObjKey(text string) objKey {
+	k := objKey{text: text}
+	var buf, mask [24]byte
+	copy(buf[:], text)
+	for i := range min(len(text), len(mask)) {
+		mask[i] = 0xFF
+	}
+	for w := range k.words {
+		k.words[w] = binary.LittleEndian.Uint64(buf[8*w:])
+		k.masks[w] = binary.LittleEndian.Uint64(mask[8*w:])
 	}
 	return k
 }
 
 // mayBe reports whether a key that starts with the little-endian word w
-// may be k: a cheap test before plainKey.
-func (k *objKey) mayBe(w uint64) bool { return w&k.mask == k.first }
+// may be k, and is k if k.text is at most eight bytes long: a cheap test
+// before at.
+func (k *objKey) mayBe(w uint64) bool { return w&k.masks[0] == k.words[0] }
 
-// plainKey reads the key and colon at b[i] if they are exactly k.text, and
-// the space after them, and reports whether it did. It compares a word at a
-// time, and leaves a key that ends within eight bytes of the end of b to
-// the caller's general path.
-func (s *scanner) plainKey(k *objKey) bool {
-	b, i, n := s.b, s.i, len(k.text)
-	if i+max(n, 8) > len(b) {
-		return false
+// at reports whether b[i:] starts with k.text, for 0 <= i <= len(b).
+func (k *objKey) at(b []byte, i int) bool {
+	if len(b)-i < len(k.masks)*8 || len(k.text) > len(k.masks)*8 {
+		return len(b)-i >= len(k.text) && string(b[i:i+len(k.text)]) == k.text
 	}
-	switch w := binary.LittleEndian.Uint64(b[i : i+8]); {
-	case n < 8:
-		if w&k.mask != k.first {
-			return false
-		}
-	case w != k.first || binary.LittleEndian.Uint64(b[i+n-8:i+n]) != k.last:
-		return false
-	case n > 16 && string(b[i+8:i+n-8]) != k.text[8:n-8]:
-		return false
-	}
-	s.i = i + n
-	s.skipSpace()
-	return true
+	return k.startOf(b[i : i+24])
 }
 
-// str reads a string token; b[i] must be '"'.
+// startOf reports whether w, 24 bytes, starts with k.text, which must be at
+// most 24 bytes long.
+func (k *objKey) startOf(w []byte) bool {
+	return binary.LittleEndian.Uint64(w)&k.masks[0] == k.words[0] &&
+		binary.LittleEndian.Uint64(w[8:])&k.masks[1] == k.words[1] &&
+		binary.LittleEndian.Uint64(w[16:])&k.masks[2] == k.words[2]
+}
+
+// str reads a string token; b[i] must be '"'. The common token, short and
+// plain, ends in its first eight-byte words, which str reads itself; strRest
+// takes over from the first byte that needs a look otherwise.
 func (s *scanner) str() (t jsonString, ok bool) {
 	b := s.b
 	i := s.i + 1
 	t.start = i
+	for ; i+8 <= len(b); i += 8 {
+		if m := needsLook(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if b[i] == '"' {
+				t.end = i
+				s.i = i + 1
+				return t, true
+			}
+			break
+		}
+	}
+	return s.strRest(t, i)
+}
+
+// strRest reads the rest of the string token t from b[i], where i is at
+// most the offset of the first byte that is not strSafe.
+func (s *scanner) strRest(t jsonString, i int) (jsonString, bool) {
+	b := s.b
 	for {
 		// Eight bytes at a time to the first that needs a look, then (near
 		// the end of b) one by one.
@@ -204,49 +218,90 @@ func needsLook(w uint64) uint64 {
 	return ((w - 0x20*ones) | ((w ^ '"'*ones) - ones) | ((w ^ '\\'*ones) - ones) | w) & highs
 }
 
-// number reads a number token; b[i] must be '-' or a digit.
-func (s *scanner) number() bool {
+// number reads a number token; b[i] must be '-' or a digit. If the token is
+// an integer literal (no fraction, no exponent) of at most 18 digits, which
+// always fits an int64, small is true and v its value; exp reports an
+// exponent.
+func (s *scanner) number() (v int64, small, exp, ok bool) {
 	b := s.b
 	i := s.i
-	if b[i] == '-' {
+	neg := b[i] == '-'
+	if neg {
 		i++
 	}
+	start, u := i, uint64(0)
 	switch {
 	case i >= len(b):
 		s.i = i
-		return s.fail("")
+		return 0, false, false, s.fail("")
 	case b[i] == '0':
 		i++
 	case '1' <= b[i] && b[i] <= '9':
-		for i++; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
+		for ; len(b)-i >= 8 && b[i+7]-'0' <= 9; i += 8 { // (the eighth byte first: a cheap test)
+			w := binary.LittleEndian.Uint64(b[i:])
+			if !eightDigits(w) {
+				break
+			}
+			u = u*1e8 + eightDigitsValue(w)
+		}
+		for ; i < len(b); i++ {
+			d := b[i] - '0'
+			if d > 9 {
+				break
+			}
+			u = u*10 + uint64(d)
 		}
 	default:
 		s.i = i
-		return s.fail("invalid character in numeric literal:")
+		return 0, false, false, s.fail("invalid character in numeric literal:")
 	}
+	small = i-start <= 18
 	if i < len(b) && b[i] == '.' {
+		small = false
 		i++
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
 			s.i = i
-			return s.fail("invalid character after decimal point:")
+			return 0, false, false, s.fail("invalid character after decimal point:")
 		}
 		for i++; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		small, exp = false, true
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
 			s.i = i
-			return s.fail("invalid character in exponent:")
+			return 0, false, false, s.fail("invalid character in exponent:")
 		}
 		for i++; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
 		}
 	}
 	s.i = i
-	return true
+	if v = int64(u); neg {
+		v = -v
+	}
+	return v, small, exp, true
+}
+
+// eightDigits reports whether the eight bytes of w are decimal digits.
+func eightDigits(w uint64) bool {
+	const f0, six, threes = 0xF0F0F0F0F0F0F0F0, 0x0606060606060606, 0x3333333333333333
+	// A byte is a digit if its high nibble is 3 and, with 6 added, still 3;
+	// adding 6 carries into the next byte only from a byte >= 0xFA, which
+	// fails on its own.
+	return w&f0|(w+six)&f0>>4 == threes
+}
+
+// eightDigitsValue returns the value of the eight decimal digits of w, the
+// first in the low byte.
+func eightDigitsValue(w uint64) uint64 {
+	w -= 0x3030303030303030
+	w = (w*10 + w>>8) & 0x00FF00FF00FF00FF // pairs of digits
+	w = (w*100 + w>>16) & 0x0000FFFF0000FFFF
+	return (w*10000 + w>>32) & 0xFFFFFFFF
 }
 
 // literal reads the literal lit (true, false or null).
@@ -282,7 +337,8 @@ func (s *scanner) value() (kind byte, ok bool) {
 		return 'n', s.literal("null")
 	default:
 		if c == '-' || '0' <= c && c <= '9' {
-			return '0', s.number()
+			_, _, _, ok = s.number()
+			return '0', ok
 		}
 		return 0, s.fail("invalid character looking for beginning of value:")
 	}

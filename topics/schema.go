@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -75,23 +76,37 @@ const (
 type rule struct {
 	typ jsonType
 
-	// object
-	props []prop
+	// object; required has bit j set if props[j] is required, and
+	// byFirst[c] is the first property whose name starts with the byte c
+	// (len(props) if none), the next one prop.sameFirst
+	props    []prop
+	required uint64
+	byFirst  *[128]uint8
 
 	// array
 	items    *rule
 	minItems int
 
-	// string
-	minLength int
-	pattern   *pattern
-	strEnum   []string
+	// string; lengthOnly reports that minLength is all there is to check
+	minLength  int
+	pattern    *pattern
+	strEnum    []string
+	lengthOnly bool
 
 	// integer or number
 	intEnum          []int64
 	format           numFormat
 	minimum, maximum *bound
 	exclusiveMinimum *bound
+	// intRange reports that an integer literal of value v (small, see
+	// scanner.number) passes the type, the format and the bounds if and
+	// only if intLo <= v <= intHi: the bounds are all integers.
+	intRange     bool
+	intLo, intHi int64
+	// anyNonNeg reports that any non-negative number literal without
+	// exponent, of at most 300 bytes (which fits a float64), passes: a
+	// number with no bounds but a minimum <= 0 or an exclusiveMinimum < 0.
+	anyNonNeg bool
 
 	// enumText lists the enum for reasons: `"a", "b"` or `0, 1`.
 	enumText string
@@ -101,16 +116,22 @@ type rule struct {
 // "required", or both.
 type prop struct {
 	name string
-	// key is name as plainKey compares it.
+	// key is the name with its quotes and colon, `"name":`, for objKey.at.
 	key      objKey
 	required bool
 	rule     *rule
+	// sameFirst is the next property whose name starts with the same
+	// byte, or len(props).
+	sameFirst uint8
 }
 
 // bound is a numeric limit of a schema.
 type bound struct {
 	text string
 	dec  decimal
+	// isInt reports that the bound is an integer literal of value int.
+	isInt bool
+	int   int64
 }
 
 // pattern is a "pattern" the compiler knows how to match without regexp.
@@ -144,8 +165,19 @@ type ruleSet struct {
 	byIndex []typeRules
 }
 
+// The outcome of compileRules, once; see compiledRules.
+var (
+	sharedRulesOnce sync.Once
+	sharedRules     *ruleSet
+	sharedRulesErr  error
+)
+
 // compiledRules compiles every schema on first use; the result is shared.
-var compiledRules = sync.OnceValues(compileRules)
+// (A sync.Once of its own costs less per call than sync.OnceValues.)
+func compiledRules() (*ruleSet, error) {
+	sharedRulesOnce.Do(func() { sharedRules, sharedRulesErr = compileRules() })
+	return sharedRules, sharedRulesErr
+}
 
 func compileRules() (*ruleSet, error) {
 	set := &ruleSet{}
@@ -328,6 +360,7 @@ func compileSchema(v any, loc string) (*rule, error) {
 				return nil, errf("%s must be a number", kw)
 			}
 			b := &bound{text: string(n), dec: parseDecimal([]byte(n))}
+			b.int, b.isInt = parseInt([]byte(n), math.MinInt64, math.MaxInt64)
 			switch kw {
 			case "minimum":
 				r.minimum = b
@@ -351,6 +384,13 @@ func compileSchema(v any, loc string) (*rule, error) {
 		}
 		r.props[i].required = true
 	}
+	r.lengthOnly = r.typ == typeString && r.pattern == nil && r.strEnum == nil
+	if r.typ == typeNumber || r.typ == typeInteger {
+		r.intRange, r.intLo, r.intHi = intRange(r)
+	}
+	r.anyNonNeg = r.typ == typeNumber && r.maximum == nil &&
+		(r.minimum == nil || r.minimum.dec.zero() || r.minimum.dec.neg) &&
+		(r.exclusiveMinimum == nil || r.exclusiveMinimum.dec.neg)
 	if len(r.props) > 64 {
 		return nil, errf("more than 64 properties")
 	}
@@ -362,9 +402,50 @@ func compileSchema(v any, loc string) (*rule, error) {
 				return nil, errf("property name %q is not printable ASCII without quotes and backslashes", p.name)
 			}
 		}
-		p.key = newObjKey(p.name)
+		p.key = newObjKey(`"` + p.name + `":`)
+		if p.required {
+			r.required |= 1 << i
+		}
+	}
+	if r.typ == typeObject {
+		r.byFirst = new([128]uint8)
+		for c := range r.byFirst {
+			r.byFirst[c] = uint8(len(r.props))
+		}
+		for i := len(r.props) - 1; i >= 0; i-- {
+			if name := r.props[i].name; name != "" { // else found by the general path
+				r.props[i].sameFirst, r.byFirst[name[0]] = r.byFirst[name[0]], uint8(i)
+			}
+		}
 	}
 	return r, nil
+}
+
+// intRange returns the range of the integer values that the number or
+// integer rule r accepts, if its bounds are all integers (see rule.intRange).
+func intRange(r *rule) (ok bool, lo, hi int64) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	if r.typ == typeInteger { // always with format int32
+		lo, hi = math.MinInt32, math.MaxInt32
+	}
+	for _, b := range []*bound{r.minimum, r.maximum, r.exclusiveMinimum} {
+		if b != nil && !b.isInt {
+			return false, 0, 0
+		}
+	}
+	if b := r.minimum; b != nil {
+		lo = max(lo, b.int)
+	}
+	if b := r.exclusiveMinimum; b != nil {
+		if b.int == math.MaxInt64 {
+			return false, 0, 0
+		}
+		lo = max(lo, b.int+1)
+	}
+	if b := r.maximum; b != nil {
+		hi = min(hi, b.int)
+	}
+	return true, lo, hi
 }
 
 // count reads a non-negative integer keyword value.

@@ -40,7 +40,8 @@ const (
 
 // domainInfo is the static description of one domain.
 type domainInfo struct {
-	topic string
+	domain Domain
+	topic  string
 	// keyField is the payload field that must equal the subject.
 	keyField string
 	// versionRequired reports whether the "version" attribute is mandatory.
@@ -50,19 +51,19 @@ type domainInfo struct {
 
 var (
 	catalogInfo = domainInfo{
-		topic: TopicCatalog, keyField: "sku", versionRequired: true,
+		domain: DomainCatalog, topic: TopicCatalog, keyField: "sku", versionRequired: true,
 		types: []string{TypeProductCreated, TypeProductUpdated, TypePriceChanged, TypeStockAdjusted},
 	}
 	inventoryInfo = domainInfo{
-		topic: TopicInventory, keyField: "sku", versionRequired: true,
+		domain: DomainInventory, topic: TopicInventory, keyField: "sku", versionRequired: true,
 		types: []string{TypeStockUpdated, TypeThresholdBreached, TypeBackorderTriggered},
 	}
 	orderInfo = domainInfo{
-		topic: TopicOrder, keyField: "order_id",
+		domain: DomainOrder, topic: TopicOrder, keyField: "order_id",
 		types: []string{TypeOrderPlaced, TypePaymentCaptured, TypeShipmentUpdated, TypeReturnInitiated},
 	}
 	customerInfo = domainInfo{
-		topic: TopicCustomer, keyField: "customer_id",
+		domain: DomainCustomer, topic: TopicCustomer, keyField: "customer_id",
 		types: []string{TypeCustomerCreated, TypeLoyaltyTierChanged, TypeSegmentUpdated},
 	}
 )
@@ -86,15 +87,15 @@ func info(d Domain) *domainInfo {
 // and its position in the list of all types, domain by domain in the order
 // of Domains. It does not allocate.
 func lookupType(t []byte) (name string, d Domain, index int, ok bool) {
-	for _, dom := range [...]Domain{DomainCatalog, DomainInventory, DomainOrder, DomainCustomer} {
-		di := info(dom)
-		if len(t) > len(dom) && t[len(dom)] == '.' && string(t[:len(dom)]) == string(dom) {
+	for _, di := range [...]*domainInfo{&catalogInfo, &inventoryInfo, &orderInfo, &customerInfo} {
+		dom := di.domain
+		// A cheap look at the prefix; the names are compared in full.
+		if len(t) > len(dom) && t[len(dom)] == '.' && t[0] == dom[0] {
 			for k, name := range di.types {
 				if string(t) == name {
 					return name, dom, index + k, true
 				}
 			}
-			break
 		}
 		index += len(di.types)
 	}

@@ -35,7 +35,7 @@ type checker struct {
 // (-1 if absent), or a *PoisonError naming every offending field.
 func checkData(tr *typeRules, data []byte) (keyOff int, err error) {
 	c := checker{s: scanner{b: data}}
-	if keyOff, ok := c.root(tr); ok {
+	if keyOff, _, ok := c.root(tr); ok {
 		return keyOff, nil
 	}
 	c = checker{s: scanner{b: data}, explain: true}
@@ -44,12 +44,14 @@ func checkData(tr *typeRules, data []byte) (keyOff int, err error) {
 }
 
 // root validates the value at the scanner's position against tr and returns
-// the offset of the key field's value (-1 if absent).
-func (c *checker) root(tr *typeRules) (keyOff int, ok bool) {
+// the offset of the key field's value (-1 if absent) and its token, as
+// object does.
+func (c *checker) root(tr *typeRules) (keyOff int, key jsonString, ok bool) {
 	if c.s.i < len(c.s.b) && c.s.b[c.s.i] == '{' {
 		return c.object(tr.root, tr.keyProp)
 	}
-	return -1, c.check(tr.root)
+	_, ok = c.check(tr.root)
+	return -1, key, ok
 }
 
 // schemaReason sorts the messages and keeps the first few, like the
@@ -80,38 +82,54 @@ func (c *checker) fail(format string, args ...any) {
 }
 
 // check validates the value at the scanner's position and moves past it.
-func (c *checker) check(r *rule) bool {
+// It returns the token of a string value that r checked (else the zero
+// jsonString).
+func (c *checker) check(r *rule) (t jsonString, ok bool) {
 	s := &c.s
 	b := s.b
 	start := s.i
 	if start >= len(b) {
-		return s.fail("")
+		return t, s.fail("")
 	}
 	switch r.typ {
 	case typeObject:
 		if b[start] == '{' {
-			_, ok := c.object(r, -1)
-			return ok
+			_, _, ok := c.object(r, -1)
+			return t, ok
 		}
 	case typeArray:
 		if b[start] == '[' {
-			return c.array(r)
+			return t, c.array(r)
 		}
 	case typeString:
 		if b[start] == '"' {
-			t, ok := s.str()
-			return ok && c.str(r, t)
+			if t, ok = s.str(); !ok {
+				return t, false
+			}
+			if r.lengthOnly && !t.esc && !t.high && t.end-t.start >= r.minLength {
+				return t, true // c.str's common case
+			}
+			return t, c.str(r, t)
 		}
 	case typeNumber, typeInteger:
 		if ch := b[start]; ch == '-' || '0' <= ch && ch <= '9' {
-			return s.number() && c.num(r, b[start:s.i])
+			v, small, exp, ok := s.number()
+			if !ok {
+				return t, false
+			}
+			if small && r.intRange && v >= r.intLo && v <= r.intHi &&
+				(r.intEnum == nil || slices.Contains(r.intEnum, v)) ||
+				r.anyNonNeg && b[start] != '-' && !exp && s.i-start <= 300 {
+				return t, true // c.num's common cases
+			}
+			return t, c.num(r, b[start:s.i], v, small, exp)
 		}
 	}
 	kind, ok := s.value()
 	if ok && c.explain {
 		c.fail("got %s, want %s", schemaKind(kind), r.typ)
 	}
-	return false
+	return t, false
 }
 
 // schemaKind names a value kind (see scanner.value) as JSON Schema does.
@@ -123,28 +141,20 @@ func schemaKind(kind byte) string {
 }
 
 // object validates an object and returns the offset of the value of
-// r.props[want] (-1 if absent or want is -1).
-func (c *checker) object(r *rule, want int) (int, bool) {
+// r.props[want] (-1 if absent or want is -1) and, if that value is a string
+// that the property's rule checked, its token (else the zero jsonString).
+func (c *checker) object(r *rule, want int) (keyOff int, key jsonString, ok bool) {
 	if c.explain {
-		return c.explainObject(r)
+		return -1, key, c.explainObject(r)
 	}
 	s := &c.s
 	b := s.b
-	// offs[j] is the offset of the last value of r.props[j], or -1; bad has
-	// bit j set if that value violates r.props[j].rule.
-	var buf [16]int
-	var offs []int
-	if len(r.props) <= len(buf) {
-		offs = buf[:len(r.props)]
-	} else {
-		offs = make([]int, len(r.props))
-	}
-	for j := range offs {
-		offs[j] = -1
-	}
-	var bad uint64
+	// seen has bit j set if r.props[j] occurs, bad if its last value
+	// violates r.props[j].rule.
+	var seen, bad uint64
+	keyOff = -1
 	if !s.enter() {
-		return -1, false
+		return -1, key, false
 	}
 	if s.i < len(b) && b[s.i] == '}' {
 		s.i++
@@ -152,16 +162,18 @@ func (c *checker) object(r *rule, want int) (int, bool) {
 	} else {
 		for {
 			if s.i >= len(b) || b[s.i] != '"' {
-				return -1, s.fail("invalid character looking for beginning of object key string:")
+				return -1, key, s.fail("invalid character looking for beginning of object key string:")
 			}
-			// Compare the key with the names before scanning it, by its
-			// first word first.
+			// Compare the key with the names that start with its first
+			// byte before scanning it, by its first word first.
 			j := len(r.props)
-			if s.i+8 <= len(b) {
-				w := binary.LittleEndian.Uint64(b[s.i : s.i+8])
-				for k := range r.props {
-					if key := &r.props[k].key; key.mayBe(w) && s.plainKey(key) {
+			if s.i+8 <= len(b) && b[s.i+1] < utf8.RuneSelf {
+				w := binary.LittleEndian.Uint64(b[s.i:])
+				for k := int(r.byFirst[b[s.i+1]]); k < len(r.props); k = int(r.props[k].sameFirst) {
+					if pk := &r.props[k].key; pk.mayBe(w) && (len(pk.text) <= 8 || pk.at(b, s.i)) {
 						j = k
+						s.i += len(pk.text)
+						s.skipSpace()
 						break
 					}
 				}
@@ -169,62 +181,65 @@ func (c *checker) object(r *rule, want int) (int, bool) {
 			if j == len(r.props) {
 				t, ok := s.str()
 				if !ok || !s.colon() {
-					return -1, false
+					return -1, key, false
 				}
-				key := t.text(b)
-				for j = 0; j < len(r.props) && string(key) != r.props[j].name; j++ {
+				name := t.text(b)
+				for j = 0; j < len(r.props) && string(name) != r.props[j].name; j++ {
 				}
 			}
 			start, depth := s.i, s.depth
-			switch {
-			case j == len(r.props) || r.props[j].rule == nil:
+			if j == len(r.props) {
 				if _, ok := s.value(); !ok {
-					return -1, false
+					return -1, key, false
 				}
-			case c.check(r.props[j].rule):
-				bad &^= 1 << j
-			case s.err != "":
-				return -1, false
-			default:
-				// A violation, unless a later duplicate replaces the value.
-				bad |= 1 << j
-				s.i, s.depth = start, depth
-				if _, ok := s.value(); !ok {
-					return -1, false
+			} else {
+				bit := uint64(1) << (j & 63) // (j < 64: the mask spares the shift a check)
+				var t jsonString
+				vok := true
+				if pr := r.props[j].rule; pr != nil {
+					t, vok = c.check(pr)
+				} else if _, ok := s.value(); !ok {
+					return -1, key, false
 				}
-			}
-			if j < len(r.props) {
-				offs[j] = start
+				switch {
+				case vok:
+					bad &^= bit
+				case s.err != "":
+					return -1, key, false
+				default:
+					// A violation, unless a later duplicate replaces the value.
+					bad |= bit
+					s.i, s.depth = start, depth
+					if _, ok := s.value(); !ok {
+						return -1, key, false
+					}
+				}
+				seen |= bit
+				if j == want {
+					keyOff, key = start, t
+				}
 			}
 			if s.comma() {
 				continue
 			}
 			more, ok := s.next('}')
 			if !ok {
-				return -1, false
+				return -1, key, false
 			}
 			if !more {
 				break
 			}
 		}
 	}
-	if bad != 0 {
-		return -1, false
+	if bad != 0 || seen&r.required != r.required {
+		return -1, key, false
 	}
-	for j := range r.props {
-		if offs[j] < 0 && r.props[j].required {
-			return -1, false
-		}
-	}
-	if want < 0 {
-		return -1, true
-	}
-	return offs[want], true
+	return keyOff, key, true
 }
 
 // explainObject is object in explain mode: it finds the last value of each
 // property first, then validates those.
-func (c *checker) explainObject(r *rule) (int, bool) {
+func (c *checker) explainObject(r *rule) bool {
 	s := &c.s
 	b := s.b
 	offs := make([]int, len(r.props))
@@ -265,12 +280,13 @@ func (c *checker) explainObject(r *rule) (int, bool) {
 			}
 		case p.rule != nil:
 			s.i = offs[j]
-			ok = c.check(p.rule) && ok
+			_, pok := c.check(p.rule)
+			ok = pok && ok
 		}
 		c.path = c.path[:len(c.path)-1]
 	}
 	s.i = end
-	return -1, ok
+	return ok
 }
 
 // array validates an array.
@@ -294,7 +310,7 @@ func (c *checker) array(r *rule) bool {
 				if c.explain {
 					c.path = append(c.path, strconv.Itoa(n))
 				}
-				if !c.check(r.items) {
+				if _, iok := c.check(r.items); !iok {
 					if !c.explain {
 						return false
 					}
@@ -360,46 +376,47 @@ func (c *checker) str(r *rule, t jsonString) bool {
 	return ok
 }
 
-// num validates a number literal: type, then enum, then format, then the
-// bounds, each failure of the first three hiding what follows, as in the
+// num validates the number literal lit (of value v if small, with an
+// exponent if exp, see scanner.number): type, then enum, then format, then
+// the bounds, each failure of the first three hiding what follows, as in the
 // JSON Schema validator.
-func (c *checker) num(r *rule, lit []byte) bool {
+func (c *checker) num(r *rule, lit []byte, v int64, small, exp bool) bool {
 	if r.typ == typeInteger { // always with format int32
-		n, ok := parseInt(lit, math.MinInt32, math.MaxInt32)
-		if !ok {
+		if !small || v < math.MinInt32 || v > math.MaxInt32 {
 			if c.explain {
 				c.explainInt32(r, lit)
 			}
 			return false
 		}
-		if r.intEnum != nil && !slices.Contains(r.intEnum, n) {
+		if r.intEnum != nil && !slices.Contains(r.intEnum, v) {
 			if c.explain {
 				c.fail("value must be one of %s", r.enumText)
 			}
 			return false
 		}
-	} else if r.format == formatDouble && !fitsFloat64(lit) {
+	} else if r.format == formatDouble && (exp || len(lit) > 300) && !fitsFloat64(lit) {
+		// (fitsFloat64 accepts any other literal without looking.)
 		if c.explain {
 			c.fail("%s is not valid double: out of the float64 range", lit)
 		}
 		return false
 	}
 	ok := true
-	if b := r.minimum; b != nil && b.cmp(lit) < 0 {
+	if b := r.minimum; b != nil && b.cmp(lit, v, small) < 0 {
 		if !c.explain {
 			return false
 		}
 		c.fail("minimum: got %s, want %s", lit, b.text)
 		ok = false
 	}
-	if b := r.maximum; b != nil && b.cmp(lit) > 0 {
+	if b := r.maximum; b != nil && b.cmp(lit, v, small) > 0 {
 		if !c.explain {
 			return false
 		}
 		c.fail("maximum: got %s, want %s", lit, b.text)
 		ok = false
 	}
-	if b := r.exclusiveMinimum; b != nil && b.cmp(lit) <= 0 {
+	if b := r.exclusiveMinimum; b != nil && b.cmp(lit, v, small) <= 0 {
 		if !c.explain {
 			return false
 		}
@@ -409,13 +426,28 @@ func (c *checker) num(r *rule, lit []byte) bool {
 	return ok
 }
 
-// cmp compares the number literal lit with the bound: -1, 0 or +1.
-func (b *bound) cmp(lit []byte) int {
-	if b.dec.zero() { // the common bound: only the sign matters
+// cmp compares the number literal lit with the bound: -1, 0 or +1. If small
+// is true, lit is an integer literal of value v.
+func (b *bound) cmp(lit []byte, v int64, small bool) int {
+	switch {
+	case small && b.isInt:
+		return cmpInt(v, b.int)
+	case b.dec.zero(): // the common bound: only the sign matters
 		return sign(lit)
 	}
 	d := parseDecimal(lit)
 	return d.cmp(&b.dec)
+}
+
+// cmpInt compares a and b: -1, 0 or +1.
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // quote quotes s in single quotes, as the JSON Schema validator's messages
