@@ -99,8 +99,9 @@ type GroupConfig struct {
 	Concurrency int
 	// MaxBuffered bounds the records scheduled and not yet finished
 	// (default 32 × Concurrency); scheduling waits above it. Beyond them
-	// the group reads one fetch response ahead (at most 512 KiB of
-	// compressed batches by default), so that Kafka fetches overlap
+	// the group holds the rest of the fetch they came from, and kgo
+	// buffers the next fetch from each broker (at most 512 KiB of
+	// compressed batches each by default), so that Kafka fetches overlap
 	// processing.
 	MaxBuffered int
 	// Retry bounds retries of retryable failures.

@@ -292,7 +292,8 @@ func (g *group) pollLoop(ctx context.Context) {
 	}
 }
 
-// waitForRoom blocks until the group may fetch, returning how many records.
+// waitForRoom blocks until the group may schedule more records, and
+// returns how many.
 func (g *group) waitForRoom(ctx context.Context) (int, bool) {
 	for {
 		g.mu.Lock()
