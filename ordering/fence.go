@@ -92,9 +92,10 @@ const KeyPrefix = "shopstream:"
 // FenceKey is the Redis key holding the last applied version of subject in
 // group. It has no hash tag: on a Redis Cluster the keys of one group spread
 // over every shard (see VersionFence).
-func FenceKey(group, subject string) string {
-	return KeyPrefix + "fence:" + group + ":" + subject
-}
+func FenceKey(group, subject string) string { return fencePrefix(group) + subject }
+
+// fencePrefix is what FenceKey puts before the subject.
+func fencePrefix(group string) string { return KeyPrefix + "fence:" + group + ":" }
 
 // DedupeKey is the Redis key marking event id as applied by group.
 func DedupeKey(group, id string) string {
@@ -146,7 +147,7 @@ func isCluster(rdb redis.Cmdable) bool {
 // fenceKeys returns the FenceKey of each subject, their bytes in one
 // allocation.
 func fenceKeys(group string, subjects []string) []string {
-	prefix := KeyPrefix + "fence:" + group + ":"
+	prefix := fencePrefix(group)
 	n := 0
 	for _, s := range subjects {
 		n += len(prefix) + len(s)
