@@ -24,6 +24,9 @@ type measured struct {
 	assigned time.Time // the consumer group assigned the partitions
 	end      time.Time // the last record was finished
 	stats    processor.GroupStats
+	// cpu is the CPU time the harness process used from start to end
+	// (the broker and redis-server run in processes of their own).
+	cpu time.Duration
 }
 
 // elapsed runs from the partition assignment to the last record finished:
@@ -33,6 +36,10 @@ func (m measured) elapsed() time.Duration { return m.end.Sub(m.assigned) }
 
 // rate is records per second over elapsed.
 func (m measured) rate() float64 { return float64(m.records) / m.elapsed().Seconds() }
+
+// cpuPerRecord is the process CPU time per record, in microseconds: less
+// sensitive than rate to a busy neighbour, which takes wall time, not CPU.
+func (m measured) cpuPerRecord() float64 { return float64(m.cpu.Microseconds()) / float64(m.records) }
 
 var noop = processor.HandlerFunc(func(context.Context, *topics.Event) error { return nil })
 
@@ -57,6 +64,7 @@ func runShopstream(ctx context.Context, brokers []string, versions processor.Ver
 		return measured{}, err
 	}
 	m := measured{records: n, start: time.Now()}
+	cpu0 := cpuTime()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -73,7 +81,7 @@ func runShopstream(ctx context.Context, brokers []string, versions processor.Ver
 				m.assigned = time.Now() // within a tick of onAssigned
 			}
 			if p.Stats()[0].Consumed >= int64(n) {
-				m.end = time.Now()
+				m.end, m.cpu = time.Now(), cpuTime()-cpu0
 			}
 		case err := <-done:
 			if err == nil {
@@ -137,6 +145,7 @@ func rawConsume(ctx context.Context, brokers []string, topic, group string, n in
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	m := measured{records: n, start: time.Now()}
+	cpu0 := cpuTime()
 	got := 0
 	for got < n {
 		fs := cl.PollFetches(ctx)
@@ -158,7 +167,7 @@ func rawConsume(ctx context.Context, brokers []string, topic, group string, n in
 			return m, fmt.Errorf("raw consumer: commit: %w", err)
 		}
 	}
-	m.end = time.Now()
+	m.end, m.cpu = time.Now(), cpuTime()-cpu0
 	m.assigned = time.Unix(0, assigned.Load())
 	return m, nil
 }

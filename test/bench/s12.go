@@ -40,19 +40,23 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 	if err != nil {
 		return nil, nil, err
 	}
-	var fence processor.VersionStore
+	var (
+		fence processor.VersionStore
+		rdb   *redis.Client
+	)
 	if doS2 {
 		srv, stopRedis, err := startRedis()
 		if err != nil {
 			return nil, nil, err
 		}
 		defer stopRedis()
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		rdb = redis.NewClient(&redis.Options{Addr: srv.Addr()})
 		defer rdb.Close()
 		fence = ordering.NewVersionFence(rdb)
 	}
 	timeout := 2 * time.Minute
 	var raws, decodes, ours, fenced []measured
+	var redisPerRecord []float64 // redis-server CPU µs per fenced record
 	for r := range rounds {
 		if doS1 {
 			m, err := rawConsume(ctx, b.addrs, ds.topic, fmt.Sprintf("bench.s1-raw.%d", r), n, timeout, false)
@@ -78,6 +82,10 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 		ours = append(ours, m)
 		logf("  round %d: shopstream %s", r+1, kRate(m.rate()))
 		if doS2 {
+			before, err := redisCPU(ctx, rdb)
+			if err != nil {
+				return nil, nil, err
+			}
 			m, err := runShopstream(ctx, b.addrs, fence, processor.GroupConfig{
 				Name: "s2", ID: fmt.Sprintf("bench.s2.%d", r), Handler: noop,
 				Idempotency: processor.IdempotencyFence, Concurrency: s12Concurrency,
@@ -88,7 +96,12 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 			if m.stats.Applied != int64(n) {
 				return nil, nil, fmt.Errorf("S2: %d of %d records applied (%d skipped stale): every version is new", m.stats.Applied, n, m.stats.SkippedStale)
 			}
+			after, err := redisCPU(ctx, rdb)
+			if err != nil {
+				return nil, nil, err
+			}
 			fenced = append(fenced, m)
+			redisPerRecord = append(redisPerRecord, float64((after-before).Microseconds())/float64(n))
 			logf("  round %d: shopstream + fence %s", r+1, kRate(m.rate()))
 		}
 	}
@@ -115,6 +128,8 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 		notes = append(notes, fmt.Sprintf("S1 context: raw franz-go that also decodes and validates every record with topics.Decode on %d goroutines (no scheduling, no ordering, no handler): %s, %.2f of raw — the decode alone bounds what any processor with full validation can reach on this machine (shopstream: %.2f of that bound).",
 			runtime.GOMAXPROCS(0), kRate(median(decodes)), median(decodes)/median(raws), oursRate/median(decodes)))
 	}
+	notes = append(notes, fmt.Sprintf("S1/S2 CPU per record (median; the harness process, which runs the consumers, and for S2 redis-server too; the broker runs apart): raw franz-go %s, shopstream %s, fenced %s + redis-server %s.",
+		cpuText(raws, nil), cpuText(ours, nil), cpuText(fenced, nil), cpuText(nil, redisPerRecord)))
 	notes = append(notes, fmt.Sprintf("S1/S2: %d inventory.stock.updated records of ~%d bytes over %d SKUs and %d partitions; concurrency %d; median of %d interleaved rounds (rates: raw %s; shopstream %s; fenced %s).",
 		n, len(appendRecord(nil, 0, skuName(0), baseVersion)), skuCount, partitions, s12Concurrency, rounds,
 		rates(raws), rates(ours), rates(fenced)))
@@ -154,6 +169,23 @@ func median(runs []measured) float64 {
 		return rs[len(rs)/2]
 	}
 	return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+}
+
+// cpuText is the median CPU per record of runs, or of perRecord if runs is
+// nil, in µs ("not run" for none).
+func cpuText(runs []measured, perRecord []float64) string {
+	for _, m := range runs {
+		perRecord = append(perRecord, m.cpuPerRecord())
+	}
+	if len(perRecord) == 0 {
+		return "not run"
+	}
+	slices.Sort(perRecord)
+	mid := perRecord[len(perRecord)/2]
+	if len(perRecord)%2 == 0 {
+		mid = (mid + perRecord[len(perRecord)/2-1]) / 2
+	}
+	return fmt.Sprintf("%.2f µs", mid)
 }
 
 func rates(runs []measured) string {
