@@ -118,6 +118,16 @@ func TestNewConfigErrors(t *testing.T) {
 			[]string{`group "broken": topic:`},
 		},
 		{
+			"kgo pools",
+			func() processor.Options {
+				o := stores()
+				o.ClientOpts = []kgo.Opt{kgo.WithPools(recordPool{})}
+				return o
+			}(),
+			[]processor.GroupConfig{group("inventory", topics.DomainInventory, processor.IdempotencyNone)},
+			[]string{"kgo.WithPools is not supported"},
+		},
+		{
 			"every problem at once",
 			processor.Options{Logger: zerolog.Nop()},
 			[]processor.GroupConfig{
@@ -152,6 +162,12 @@ func TestNewConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// recordPool is a kgo pool of record slices, which a group must refuse.
+type recordPool struct{}
+
+func (recordPool) GetRecords(n int) []kgo.Record { return make([]kgo.Record, 0, n) }
+func (recordPool) PutRecords([]kgo.Record)       {}
 
 // TestNewRunShutdown is the one success path: New creates the clients
 // without reaching a broker, and Run with an ended context shuts down
