@@ -44,7 +44,7 @@ func (s pstep) then(wm int64, epoch int32, outstanding int) pstep {
 }
 
 func item(off int64, key string, epoch int32) ordering.Item[string] {
-	return ordering.Item[string]{Offset: off, Epoch: epoch, Key: key, Value: "v" + strconv.FormatInt(off, 10)}
+	return ordering.Item[string]{Offset: off, Epoch: epoch, Key: ordering.HashKey(key), Value: "v" + strconv.FormatInt(off, 10)}
 }
 
 func TestPartitionTable(t *testing.T) {
@@ -281,10 +281,10 @@ func TestPartitionDoneHandsOverValue(t *testing.T) {
 	type rec struct{ body string }
 	first, second := &rec{"first"}, &rec{"second"}
 	p := ordering.NewPartition[*rec]()
-	p.Add(ordering.Item[*rec]{Offset: 10, Epoch: 4, Key: "SKU-1", Value: first})
-	p.Add(ordering.Item[*rec]{Offset: 11, Epoch: 5, Key: "SKU-1", Value: second})
+	p.Add(ordering.Item[*rec]{Offset: 10, Epoch: 4, Key: ordering.HashKey("SKU-1"), Value: first})
+	p.Add(ordering.Item[*rec]{Offset: 11, Epoch: 5, Key: ordering.HashKey("SKU-1"), Value: second})
 	next, ok := p.Done(10)
-	if !ok || next.Offset != 11 || next.Epoch != 5 || next.Key != "SKU-1" || next.Value != second {
+	if !ok || next.Offset != 11 || next.Epoch != 5 || next.Key != ordering.HashKey("SKU-1") || next.Value != second {
 		t.Fatalf("Done(10) = %+v, %v; want offset 11, epoch 5, key SKU-1, value %p", next, ok, second)
 	}
 	if it, ok := p.Oldest(); !ok || it.Value != second {
@@ -400,8 +400,8 @@ func (m *model) inFlight() []int64 {
 // in-flight set, which was built only from what p returned.
 func (m *model) check(t *testing.T, p *ordering.Partition[int], where string) {
 	t.Helper()
-	busy := map[string]int64{}
-	lowest := map[string]int64{} // lowest unfinished offset per key
+	busy := map[uint64]int64{}
+	lowest := map[uint64]int64{} // lowest unfinished offset per key
 	for _, r := range m.recs {
 		if _, seen := lowest[r.Key]; !seen && !r.finished {
 			lowest[r.Key] = r.Offset
@@ -412,16 +412,16 @@ func (m *model) check(t *testing.T, p *ordering.Partition[int], where string) {
 			continue
 		}
 		if other, dup := busy[r.Key]; dup {
-			t.Fatalf("%s: key %q has two records in flight: %d and %d", where, r.Key, other, r.Offset)
+			t.Fatalf("%s: key %x has two records in flight: %d and %d", where, r.Key, other, r.Offset)
 		}
 		busy[r.Key] = r.Offset
 		if lowest[r.Key] != r.Offset {
-			t.Fatalf("%s: %d of key %q is in flight while earlier %d is unfinished", where, r.Offset, r.Key, lowest[r.Key])
+			t.Fatalf("%s: %d of key %x is in flight while earlier %d is unfinished", where, r.Offset, r.Key, lowest[r.Key])
 		}
 	}
 	for key, off := range lowest {
 		if _, ok := busy[key]; !ok {
-			t.Fatalf("%s: key %q has unfinished %d but nothing in flight (stalled)", where, key, off)
+			t.Fatalf("%s: key %x has unfinished %d but nothing in flight (stalled)", where, key, off)
 		}
 	}
 
@@ -482,7 +482,7 @@ func TestPartitionRandomized(t *testing.T) {
 				if rng.IntN(50) == 0 {
 					epoch++ // leader change
 				}
-				it := ordering.Item[int]{Offset: off, Epoch: epoch, Key: "k" + strconv.Itoa(rng.IntN(nkeys)), Value: int(off) * 7}
+				it := ordering.Item[int]{Offset: off, Epoch: epoch, Key: ordering.HashKey("k" + strconv.Itoa(rng.IntN(nkeys))), Value: int(off) * 7}
 				off++
 				want := m.add(it)
 				if got := p.Add(it); got != want {
@@ -573,7 +573,7 @@ func BenchmarkPartition(b *testing.B) {
 	for b.Loop() {
 		ready = ready[:0]
 		for _, key := range workload {
-			if p.Add(ordering.Item[int]{Offset: off, Key: key, Value: int(off)}) {
+			if p.Add(ordering.Item[int]{Offset: off, Key: ordering.HashKey(key), Value: int(off)}) {
 				ready = append(ready, off)
 			}
 			off++
@@ -588,6 +588,23 @@ func BenchmarkPartition(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+}
+
+// HashKey is the same for the same key, in one process, and tells apart
+// keys that differ in one byte.
+func TestHashKey(t *testing.T) {
+	if ordering.HashKey("SKU-1") != ordering.HashKey(string([]byte("SKU-1"))) {
+		t.Fatal("HashKey differs for equal keys")
+	}
+	seen := map[uint64]string{}
+	for i := range 10000 {
+		k := "SKU-" + strconv.Itoa(i)
+		h := ordering.HashKey(k)
+		if other, dup := seen[h]; dup {
+			t.Fatalf("HashKey(%q) == HashKey(%q)", k, other)
+		}
+		seen[h] = k
+	}
 }
 
 // Done on a record still waiting behind an earlier one of its key changes
@@ -623,8 +640,8 @@ func TestPartitionAddDone(t *testing.T) {
 	if off, epoch, ok := p.Watermark(); !ok || off != 5 || epoch != 2 {
 		t.Fatalf("watermark after a lone marker = %d/%d/%v, want 5/2/true", off, epoch, ok)
 	}
-	p.Add(ordering.Item[int]{Offset: 5, Epoch: 2, Key: "a"})
-	p.Add(ordering.Item[int]{Offset: 6, Epoch: 2, Key: "b"})
+	p.Add(ordering.Item[int]{Offset: 5, Epoch: 2, Key: ordering.HashKey("a")})
+	p.Add(ordering.Item[int]{Offset: 6, Epoch: 2, Key: ordering.HashKey("b")})
 	p.AddDone(7, 2)
 	if off, _, _ := p.Watermark(); off != 5 {
 		t.Fatalf("watermark %d with 5 and 6 unfinished, want 5", off)

@@ -196,8 +196,8 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 	}
 	if pools, _ := cl.OptValue(kgo.WithPools).([]kgo.Pool); len(pools) > 0 {
 		// A pooled record's memory is reused once recycled, but an
-		// event keeps its record's bytes (Event.Raw, Event.Data, the
-		// scheduler's key) for as long as a handler holds it.
+		// event keeps its record's bytes (Event.Raw, Event.Data) for
+		// as long as a handler holds it.
 		cl.Close()
 		return nil, fmt.Errorf("group %s: client options: kgo.WithPools is not supported (events share their records' memory); remove it", g.id)
 	}
@@ -469,21 +469,19 @@ func (g *group) newPartLocked(num int32) *partState {
 // contract and sent no key still gets per-subject order inside the
 // partition: the subject is read from the value instead.
 //
-// The key is not copied: the string shares the record's bytes, which kgo
-// never reuses (newGroup refuses kgo.WithPools), and the scheduler
-// holds it only while the record is outstanding, when the record is alive
-// anyway. A copy per record was 3% of make bench S1's CPU.
-func orderingKey(r *kgo.Record) string {
+// The scheduler sees the key's hash (ordering.HashKey), taken here on the
+// poll goroutine, outside the group mutex.
+func orderingKey(r *kgo.Record) uint64 {
 	if len(r.Key) > 0 {
-		return unsafe.String(unsafe.SliceData(r.Key), len(r.Key))
+		return ordering.HashKey(unsafe.String(unsafe.SliceData(r.Key), len(r.Key)))
 	}
 	var env struct {
 		Subject string `json:"subject"`
 	}
 	if json.Unmarshal(r.Value, &env) != nil {
-		return "" // poison: it goes to the DLQ, in order with other keyless records
+		return ordering.HashKey("") // poison: it goes to the DLQ, in order with other keyless records
 	}
-	return env.Subject
+	return ordering.HashKey(env.Subject)
 }
 
 // supersededLocked reports whether next, about to run, can be skipped
@@ -515,8 +513,8 @@ func (g *group) supersededLocked(ps *partState, next ordering.Item[*work]) bool 
 			continue // filtered by this group, so it applies nothing
 		}
 		later, err := it.Value.event(g.cfg.Domain)
-		if err != nil || later.Version <= ev.Version {
-			continue
+		if err != nil || later.Subject != ev.Subject || later.Version <= ev.Version {
+			continue // (another subject only if the key hashes collide)
 		}
 		if c, ok := g.cfg.Coalesce(later); ok && c == class {
 			return true

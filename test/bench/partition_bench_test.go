@@ -24,9 +24,9 @@ func BenchmarkPartitionOutOfOrder(b *testing.B) {
 	for i := range names {
 		names[i] = "SKU-" + strconv.Itoa(i)
 	}
-	workload := make([]string, batch)
+	workload := make([]uint64, batch)
 	for i := range workload {
-		workload[i] = names[rng.IntN(keys)]
+		workload[i] = ordering.HashKey(names[rng.IntN(keys)])
 	}
 	p := ordering.NewPartition[int]()
 	var (
