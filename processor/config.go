@@ -100,7 +100,7 @@ type GroupConfig struct {
 	// MaxBuffered bounds the records scheduled and not yet finished
 	// (default 32 × Concurrency); scheduling waits above it. Beyond them
 	// the group holds the rest of the fetch they came from, and kgo
-	// buffers the next fetch from each broker (at most 512 KiB of
+	// buffers the next fetch from each broker (at most 256 KiB of
 	// compressed batches each by default), so that Kafka fetches overlap
 	// processing.
 	MaxBuffered int

@@ -26,13 +26,13 @@ import (
 // max.message.bytes (Kafka's and kfake's default) bounds a record batch as
 // sent, compressed; kgo's ProducerBatchMaxBytes (default 1,000,012 bytes,
 // the processor's DLQ producer keeps it) bounds a batch before
-// compression; the processor fetches with FetchMaxPartitionBytes 128 KiB
-// and FetchMaxBytes 512 KiB (processor/group.go), which a single larger
+// compression; the processor fetches with FetchMaxPartitionBytes 64 KiB
+// and FetchMaxBytes 256 KiB (processor/group.go), which a single larger
 // batch still passes (KIP-74: the first batch is returned whole).
 const (
 	brokerMaxMessageBytes = 1048588
 	kgoMaxBatchBytes      = 1000012
-	processorFetchPart    = 128 << 10
+	processorFetchPart    = 64 << 10
 )
 
 // TestOversizedRecords pins what happens to records far above the
