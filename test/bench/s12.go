@@ -157,18 +157,23 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 
 // median is the median rate of runs (NaN for none).
 func median(runs []measured) float64 {
-	if len(runs) == 0 {
-		return nan()
-	}
 	rs := make([]float64, len(runs))
 	for i, m := range runs {
 		rs[i] = m.rate()
 	}
-	slices.Sort(rs)
-	if len(rs)%2 == 1 {
-		return rs[len(rs)/2]
+	return medianOf(rs)
+}
+
+// medianOf is the median of vs, which it sorts (NaN for none).
+func medianOf(vs []float64) float64 {
+	if len(vs) == 0 {
+		return nan()
 	}
-	return (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	slices.Sort(vs)
+	if len(vs)%2 == 1 {
+		return vs[len(vs)/2]
+	}
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
 }
 
 // cpuText is the median CPU per record of runs, or of perRecord if runs is
@@ -180,12 +185,7 @@ func cpuText(runs []measured, perRecord []float64) string {
 	if len(perRecord) == 0 {
 		return "not run"
 	}
-	slices.Sort(perRecord)
-	mid := perRecord[len(perRecord)/2]
-	if len(perRecord)%2 == 0 {
-		mid = (mid + perRecord[len(perRecord)/2-1]) / 2
-	}
-	return fmt.Sprintf("%.2f µs", mid)
+	return fmt.Sprintf("%.2f µs", medianOf(perRecord))
 }
 
 func rates(runs []measured) string {
