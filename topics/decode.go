@@ -324,13 +324,11 @@ func scanRecord(d Domain, value []byte, attrs *[numAttrs]attr, early *earlyData)
 		return poisonf("not a JSON object: got %s", kindName(kind))
 	}
 	typeErr, typeErrKind := -1, byte(0)
-	if !s.enter() {
+	empty, ok := s.open()
+	if !ok {
 		return poisonf("invalid JSON: %s", s.err)
 	}
-	if s.i < len(value) && value[s.i] == '}' {
-		s.i++
-		s.depth--
-	} else {
+	if !empty {
 		for {
 			if s.i >= len(value) || value[s.i] != '"' {
 				s.fail("invalid character looking for beginning of object key string:")

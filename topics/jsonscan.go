@@ -355,15 +355,24 @@ func (s *scanner) enter() bool {
 	return true
 }
 
-// object reads an object, checking only its syntax.
-func (s *scanner) object() bool {
+// open enters the object at b[i] ('{') and reports whether it is empty,
+// in which case it has read it whole, closing brace included.
+func (s *scanner) open() (empty, ok bool) {
 	if !s.enter() {
-		return false
+		return false, false
 	}
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
 		s.depth--
-		return true
+		return true, true
+	}
+	return false, true
+}
+
+// object reads an object, checking only its syntax.
+func (s *scanner) object() bool {
+	if empty, ok := s.open(); empty || !ok {
+		return ok
 	}
 	for {
 		if !s.key() {

@@ -153,13 +153,11 @@ func (c *checker) object(r *rule, want int) (keyOff int, key jsonString, ok bool
 	// violates r.props[j].rule.
 	var seen, bad uint64
 	keyOff = -1
-	if !s.enter() {
+	empty, ok := s.open()
+	if !ok {
 		return -1, key, false
 	}
-	if s.i < len(b) && b[s.i] == '}' {
-		s.i++
-		s.depth--
-	} else {
+	if !empty {
 		for {
 			if s.i >= len(b) || b[s.i] != '"' {
 				return -1, key, s.fail("invalid character looking for beginning of object key string:")
