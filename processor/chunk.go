@@ -167,11 +167,13 @@ func (g *group) settleLocked(chunk []task, res []result) int {
 		}
 		g.pending--
 		next, ok := t.part.sched.Done(t.w.rec.Offset)
+		t.w.recycle()
 		for ok && g.supersededLocked(t.part, next) {
 			// A later absolute update of the same thing waits behind
 			// it: applying this one would only be overwritten.
 			g.pending--
 			g.count(OutcomeSkippedStale)
+			next.Value.recycle()
 			next, ok = t.part.sched.Done(next.Offset)
 		}
 		if ok {

@@ -135,6 +135,16 @@ func (w *work) event(d topics.Domain) (*topics.Event, error) {
 	return w.ev, w.err
 }
 
+// recycle hands the finished record back to kgo, which returns its
+// batch's Records to the group's recordPool once every record of the batch
+// is recycled. The record must not be read afterwards: the pool lends the
+// slice to a later batch. The event is not affected (it keeps no pointer
+// to the Record). It runs under g.mu, once per finished record.
+func (w *work) recycle() {
+	w.rec.Recycle()
+	w.rec, w.ev = nil, nil
+}
+
 func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 	g := &group{
 		p:     p,
@@ -190,17 +200,19 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		kgo.OnPartitionsAssigned(g.onAssigned),
 		kgo.OnPartitionsRevoked(g.onRevoked),
 		kgo.OnPartitionsLost(g.onLost),
+		kgo.WithPools(new(recordPool)),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("group %s: kafka client: %w", g.id, err)
 	}
-	if pools, _ := cl.OptValue(kgo.WithPools).([]kgo.Pool); len(pools) > 0 {
-		// A pooled record's memory is reused once recycled, but an
-		// event keeps its record's bytes (Event.Raw, Event.Data) for
-		// as long as a handler holds it.
+	if pools, _ := cl.OptValue(kgo.WithPools).([]kgo.Pool); len(pools) > 1 {
+		// kgo takes each kind of buffer from the first pool that
+		// offers it: the caller's would replace the group's own, and
+		// its other kinds (decompressed bytes, which events share)
+		// would be reused under the events' feet.
 		cl.Close()
-		return nil, fmt.Errorf("group %s: client options: kgo.WithPools is not supported (events share their records' memory); remove it", g.id)
+		return nil, fmt.Errorf("group %s: client options: kgo.WithPools is not supported (the group pools its fetch buffers itself); remove it", g.id)
 	}
 	g.cl = cl
 	return g, nil
@@ -357,7 +369,9 @@ func (g *group) load(fetches kgo.Fetches) {
 				// keep its whole fetch's records and events alive
 				// (make bench S6).
 				it.Key, it.Value = orderingKey(r), &work{rec: r}
-			} // else a transaction marker: no work
+			} else {
+				r.Recycle() // a transaction marker: no work, nothing reads it again
+			}
 			items = append(items, it)
 		}
 		g.mu.Lock()

@@ -125,7 +125,7 @@ func TestNewConfigErrors(t *testing.T) {
 				return o
 			}(),
 			[]processor.GroupConfig{group("inventory", topics.DomainInventory, processor.IdempotencyNone)},
-			[]string{"kgo.WithPools is not supported"},
+			[]string{"kgo.WithPools is not supported (the group pools"},
 		},
 		{
 			"every problem at once",
