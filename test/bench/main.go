@@ -64,8 +64,8 @@ func run() int {
 	c := &config{}
 	list := flag.String("scenarios", "S1,S2,S3,S4,S5,S6", "comma-separated scenarios to run")
 	flag.BoolVar(&c.quick, "quick", false, "smaller sizes, one round: a smoke run, not a measurement")
-	flag.BoolVar(&c.cpuProfile, "cpuprofile", false, "write CPU profiles of shopstream in S1 and S3 to the results directory (from an extra, unmeasured run)")
-	flag.BoolVar(&c.memProfile, "memprofile", false, "write heap profiles of shopstream in S1 and S3 to the results directory (from an extra, unmeasured run)")
+	flag.BoolVar(&c.cpuProfile, "cpuprofile", false, "write CPU profiles of shopstream in S1, S2 and S3 to the results directory (from an extra, unmeasured run)")
+	flag.BoolVar(&c.memProfile, "memprofile", false, "write heap profiles of shopstream in S1, S2 and S3 to the results directory (from an extra, unmeasured run)")
 	flag.StringVar(&c.compression, "compression", "snappy", "batch compression of the produced records: none, gzip, snappy (franz-go's default), lz4 or zstd")
 	flag.StringVar(&c.dir, "results", filepath.Join("test", "bench", "results"), "directory for the table and the profiles")
 	flag.Parse()

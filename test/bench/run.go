@@ -27,6 +27,10 @@ type measured struct {
 	// cpu is the CPU time the harness process used from start to end
 	// (the broker and redis-server run in processes of their own).
 	cpu time.Duration
+	// alloc is the memory the harness process allocated from start to
+	// end, and gcs the garbage collections it ran meanwhile.
+	alloc uint64
+	gcs   uint32
 }
 
 // elapsed runs from the partition assignment to the last record finished:
@@ -40,6 +44,32 @@ func (m measured) rate() float64 { return float64(m.records) / m.elapsed().Secon
 // cpuPerRecord is the process CPU time per record, in microseconds: less
 // sensitive than rate to a busy neighbour, which takes wall time, not CPU.
 func (m measured) cpuPerRecord() float64 { return float64(m.cpu.Microseconds()) / float64(m.records) }
+
+// allocPerRecord is the memory allocated per record, in bytes: what drives
+// the garbage collector's work, and unaffected by a busy neighbour.
+func (m measured) allocPerRecord() float64 { return float64(m.alloc) / float64(m.records) }
+
+// counters is the CPU time, allocated memory and garbage collections of
+// the harness process so far; a run subtracts its start from its end.
+type counters struct {
+	cpu   time.Duration
+	alloc uint64
+	gcs   uint32
+}
+
+// readCounters reads them. ReadMemStats stops the world for a moment:
+// it is called once at each end of a run, never per record.
+func readCounters() counters {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return counters{cpu: cpuTime(), alloc: ms.TotalAlloc, gcs: ms.NumGC}
+}
+
+// since sets m's CPU, allocation and collection counts from start to now.
+func (m *measured) since(start counters) {
+	now := readCounters()
+	m.cpu, m.alloc, m.gcs = now.cpu-start.cpu, now.alloc-start.alloc, now.gcs-start.gcs
+}
 
 var noop = processor.HandlerFunc(func(context.Context, *topics.Event) error { return nil })
 
@@ -64,7 +94,7 @@ func runShopstream(ctx context.Context, brokers []string, versions processor.Ver
 		return measured{}, err
 	}
 	m := measured{records: n, start: time.Now()}
-	cpu0 := cpuTime()
+	c0 := readCounters()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -81,7 +111,8 @@ func runShopstream(ctx context.Context, brokers []string, versions processor.Ver
 				m.assigned = time.Now() // within a tick of onAssigned
 			}
 			if p.Stats()[0].Consumed >= int64(n) {
-				m.end, m.cpu = time.Now(), cpuTime()-cpu0
+				m.end = time.Now()
+				m.since(c0)
 			}
 		case err := <-done:
 			if err == nil {
@@ -145,7 +176,7 @@ func rawConsume(ctx context.Context, brokers []string, topic, group string, n in
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	m := measured{records: n, start: time.Now()}
-	cpu0 := cpuTime()
+	c0 := readCounters()
 	got := 0
 	for got < n {
 		fs := cl.PollFetches(ctx)
@@ -167,7 +198,8 @@ func rawConsume(ctx context.Context, brokers []string, topic, group string, n in
 			return m, fmt.Errorf("raw consumer: commit: %w", err)
 		}
 	}
-	m.end, m.cpu = time.Now(), cpuTime()-cpu0
+	m.end = time.Now()
+	m.since(c0)
 	m.assigned = time.Unix(0, assigned.Load())
 	return m, nil
 }

@@ -130,6 +130,8 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 	}
 	notes = append(notes, fmt.Sprintf("S1/S2 CPU per record (median; the harness process, which runs the consumers, and for S2 redis-server too; the broker runs apart): raw franz-go %s, shopstream %s, fenced %s + redis-server %s.",
 		cpuText(raws, nil), cpuText(ours, nil), cpuText(fenced, nil), cpuText(nil, redisPerRecord)))
+	notes = append(notes, fmt.Sprintf("S1/S2 memory allocated per record and garbage collections per run (median; the harness process): raw franz-go %s, shopstream %s, fenced %s.",
+		allocText(raws), allocText(ours), allocText(fenced)))
 	notes = append(notes, fmt.Sprintf("S1/S2: %d inventory.stock.updated records of ~%d bytes over %d SKUs and %d partitions; concurrency %d; median of %d interleaved rounds (rates: raw %s; shopstream %s; fenced %s).",
 		n, len(appendRecord(nil, 0, skuName(0), baseVersion)), skuCount, partitions, s12Concurrency, rounds,
 		rates(raws), rates(ours), rates(fenced)))
@@ -151,6 +153,24 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 			return rows, notes, err
 		}
 		notes = append(notes, profileNote(c, "S1"))
+	}
+	if doS2 && (c.cpuProfile || c.memProfile) {
+		logf("  profiling an extra S2 run")
+		stopProfile, atEnd, err := startProfiles(c, "S2")
+		if err != nil {
+			return rows, notes, err
+		}
+		_, err = runShopstream(ctx, b.addrs, fence, processor.GroupConfig{
+			Name: "s2", ID: "bench.s2.profile", Handler: noop,
+			Idempotency: processor.IdempotencyFence, Concurrency: s12Concurrency,
+		}, n, timeout, atEnd)
+		if perr := stopProfile(); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return rows, notes, err
+		}
+		notes = append(notes, profileNote(c, "S2"))
 	}
 	return rows, notes, nil
 }
@@ -186,6 +206,20 @@ func cpuText(runs []measured, perRecord []float64) string {
 		return "not run"
 	}
 	return fmt.Sprintf("%.2f µs", medianOf(perRecord))
+}
+
+// allocText is the median memory allocated per record of runs and their
+// median count of garbage collections ("not run" for none).
+func allocText(runs []measured) string {
+	if len(runs) == 0 {
+		return "not run"
+	}
+	var perRecord, gcs []float64
+	for _, m := range runs {
+		perRecord = append(perRecord, m.allocPerRecord())
+		gcs = append(gcs, float64(m.gcs))
+	}
+	return fmt.Sprintf("%.0f B and %.0f GCs", medianOf(perRecord), medianOf(gcs))
 }
 
 func rates(runs []measured) string {
