@@ -10,8 +10,8 @@ import (
 // into, and takes it back once every record of the batch has finished
 // (work.recycle). Without it, every batch allocated a fresh slice — 160
 // bytes per record, a sixth of make bench S1's allocations — which the
-// garbage collector then had to reclaim (S1: ~900 → ~750 bytes allocated
-// per record, a third fewer collections).
+// garbage collector then had to reclaim (S1: ~900 → ~780 bytes allocated
+// per record, ~15% fewer collections).
 //
 // Only the Records are pooled, not the decompressed batch they point into:
 // an event shares that memory (Event.Raw, Event.Data) and a handler may
@@ -25,11 +25,11 @@ type recordPool struct {
 	idle [][]kgo.Record
 }
 
-// recordPoolMax is how many idle slices a group keeps: enough for the
-// batches that finish while the next ones are in flight (a fetch read
-// ahead, the records still waiting), about 1 MiB each for producers'
-// default 1 MB batches of ~300-byte records.
-const recordPoolMax = 8
+// recordPoolMax is how many idle slices a group keeps, about 1 MiB each for
+// producers' default 1 MB batches of ~300-byte records. Eight kept ~4 MiB
+// more idle and took a few collections fewer, but pushed make bench S6's
+// peak RSS ratio to 1.17-1.22 (limit 1.2); with four it is 1.13.
+const recordPoolMax = 4
 
 // GetRecords lends an idle slice with room for n records, or allocates one
 // with a quarter more room, so that a slightly larger batch later fits too.
