@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -171,7 +172,11 @@ func repeats(subjects []string) bool {
 	if len(subjects) < 2 {
 		return false
 	}
-	seen := make(map[string]struct{}, len(subjects))
+	seen := seenSets.Get().(map[string]struct{})
+	defer func() {
+		clear(seen)
+		seenSets.Put(seen)
+	}()
 	for _, s := range subjects {
 		if _, ok := seen[s]; ok {
 			return true
@@ -180,6 +185,10 @@ func repeats(subjects []string) bool {
 	}
 	return false
 }
+
+// seenSets recycles repeats' sets: a fresh map per advance call was ~60
+// bytes of garbage per key (make bench S2).
+var seenSets = sync.Pool{New: func() any { return make(map[string]struct{}) }}
 
 // Versions returns the last applied version of each subject in group, 0 for
 // a subject never applied.
