@@ -137,40 +137,31 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 		rates(raws), rates(ours), rates(fenced)))
 
 	if c.cpuProfile || c.memProfile {
-		logf("  profiling an extra S1 shopstream run")
-		stopProfile, atEnd, err := startProfiles(c, "S1")
-		if err != nil {
-			return rows, notes, err
+		type profileRun struct {
+			id    string
+			fence processor.VersionStore
+			cfg   processor.GroupConfig
 		}
-		_, err = runShopstream(ctx, b.addrs, nil, processor.GroupConfig{
+		runs := []profileRun{{"S1", nil, processor.GroupConfig{
 			Name: "s1", ID: "bench.s1.profile", Handler: noop,
 			Idempotency: processor.IdempotencyNone, Concurrency: s12Concurrency,
-		}, n, timeout, atEnd)
-		if perr := stopProfile(); err == nil {
-			err = perr
+		}}}
+		if doS2 {
+			runs = append(runs, profileRun{"S2", fence, processor.GroupConfig{
+				Name: "s2", ID: "bench.s2.profile", Handler: noop,
+				Idempotency: processor.IdempotencyFence, Concurrency: s12Concurrency,
+			}})
 		}
-		if err != nil {
-			return rows, notes, err
+		for _, r := range runs {
+			note, err := profiled(c, r.id, func(atEnd func()) error {
+				_, err := runShopstream(ctx, b.addrs, r.fence, r.cfg, n, timeout, atEnd)
+				return err
+			})
+			if err != nil {
+				return rows, notes, err
+			}
+			notes = append(notes, note)
 		}
-		notes = append(notes, profileNote(c, "S1"))
-	}
-	if doS2 && (c.cpuProfile || c.memProfile) {
-		logf("  profiling an extra S2 run")
-		stopProfile, atEnd, err := startProfiles(c, "S2")
-		if err != nil {
-			return rows, notes, err
-		}
-		_, err = runShopstream(ctx, b.addrs, fence, processor.GroupConfig{
-			Name: "s2", ID: "bench.s2.profile", Handler: noop,
-			Idempotency: processor.IdempotencyFence, Concurrency: s12Concurrency,
-		}, n, timeout, atEnd)
-		if perr := stopProfile(); err == nil {
-			err = perr
-		}
-		if err != nil {
-			return rows, notes, err
-		}
-		notes = append(notes, profileNote(c, "S2"))
 	}
 	return rows, notes, nil
 }
@@ -283,6 +274,25 @@ func startProfiles(c *config, id string) (stop func() error, atEnd func(), err e
 		return heapErr
 	}
 	return stop, atEnd, nil
+}
+
+// profiled runs one extra, unmeasured shopstream run of scenario id (run,
+// which calls atEnd when its last record finished) with the profiles the
+// flags ask for, and returns the note naming them.
+func profiled(c *config, id string, run func(atEnd func()) error) (string, error) {
+	logf("  profiling an extra %s shopstream run", id)
+	stopProfile, atEnd, err := startProfiles(c, id)
+	if err != nil {
+		return "", err
+	}
+	err = run(atEnd)
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
+	if err != nil {
+		return "", err
+	}
+	return profileNote(c, id), nil
 }
 
 func profileNote(c *config, id string) string {

@@ -105,19 +105,14 @@ func runS3(ctx context.Context, c *config) ([]row, []string, error) {
 		n, skuCount, partitions, sinkLatency, rounds, rates(ours), strings.Join(summaries, "; "), base.records, base.elapsed().Round(time.Millisecond), bsk.summary(), okOr(checks))}
 
 	if c.cpuProfile || c.memProfile {
-		logf("  profiling an extra S3 shopstream run")
-		stopProfile, atEnd, err := startProfiles(c, "S3")
+		note, err := profiled(c, "S3", func(atEnd func()) error {
+			_, _, err := run("bench.s3-profile", atEnd)
+			return err
+		})
 		if err != nil {
 			return rows, notes, err
 		}
-		_, _, err = run("bench.s3-profile", atEnd)
-		if perr := stopProfile(); err == nil {
-			err = perr
-		}
-		if err != nil {
-			return rows, notes, err
-		}
-		notes = append(notes, profileNote(c, "S3"))
+		notes = append(notes, note)
 	}
 	return rows, notes, nil
 }
