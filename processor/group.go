@@ -212,7 +212,7 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		// its other kinds (decompressed bytes, which events share)
 		// would be reused under the events' feet.
 		cl.Close()
-		return nil, fmt.Errorf("group %s: client options: kgo.WithPools is not supported (the group pools its fetch buffers itself); remove it", g.id)
+		return nil, fmt.Errorf("group %s: client options: kgo.WithPools is not supported (the group pools kgo's record slices itself, and events share the decompressed bytes); remove it", g.id)
 	}
 	g.cl = cl
 	return g, nil
