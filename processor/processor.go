@@ -35,7 +35,11 @@ type IDStore interface {
 type Options struct {
 	// Brokers are the seed brokers.
 	Brokers []string
-	// ClientOpts are added to every group's kgo client (TLS, SASL).
+	// ClientOpts are added to every group's kgo client (TLS, SASL). The
+	// options the processing depends on (the consumer group, manual
+	// commits, read_committed, the rebalance callbacks, the group's pool
+	// of record slices) are set after them and win; New refuses
+	// kgo.WithPools.
 	ClientOpts []kgo.Opt
 	// GroupClientOpts, if set, returns options for one group's client only
 	// (per-client hooks such as kprom, which holds one client's metrics).
