@@ -241,11 +241,18 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// newClusterID returns a KRaft cluster id: 16 random bytes, base64url.
+// newClusterID returns a KRaft cluster id: 16 random bytes, base64url, not
+// starting with '-' — kafka-storage would read such an id as an option
+// ("argument --cluster-id/-t: expected one argument"), one start in 64;
+// Kafka's own Uuid.randomUuid draws again for the same reason.
 func newClusterID() string {
 	b := make([]byte, 16)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		rand.Read(b)
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 func freePorts(n int) ([]int, error) {
