@@ -33,17 +33,20 @@ const recordPoolMax = 4
 
 // GetRecords lends an idle slice with room for n records, or allocates one
 // with a quarter more room, so that a slightly larger batch later fits too.
+// The allocation happens outside the lock: PutRecords runs in workers
+// settling under the group mutex, which must not wait for it.
 func (p *recordPool) GetRecords(n int) []kgo.Record {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for i := len(p.idle) - 1; i >= 0; i-- {
 		if r := p.idle[i]; cap(r) >= n {
 			last := len(p.idle) - 1
 			p.idle[i], p.idle[last] = p.idle[last], nil
 			p.idle = p.idle[:last]
+			p.mu.Unlock()
 			return r[:0]
 		}
 	}
+	p.mu.Unlock()
 	return make([]kgo.Record, 0, n+n/4)
 }
 
