@@ -174,8 +174,9 @@ func newGroup(p *Processor, cfg GroupConfig) (*group, error) {
 		// (make bench S6), at no measured cost in throughput: the group
 		// reads one fetch ahead (pollLoop), so a fetch's round trip
 		// overlaps the processing of the one before. 256 KiB: peak RSS
-		// draining 1M records ~38 MiB, 1.08-1.18× the 100k drain's (512
-		// KiB: 49-61 MiB, 1.16-1.37×; 1 MiB: 70 MiB).
+		// draining 1M records ~38 MiB at GOGC=100, 1.08-1.18× the 100k
+		// drain's (512 KiB: 49-61 MiB, 1.16-1.37×; 1 MiB: 70 MiB); ~85
+		// MiB at shopstream's GOGC=400, ~1.0× (1 MiB: 150 MiB, 1.6×).
 		kgo.FetchMaxBytes(256 << 10),
 		kgo.FetchMaxPartitionBytes(64 << 10),
 	}

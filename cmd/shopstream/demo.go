@@ -60,6 +60,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return &exitError{code: 2, err: err}
 	}
 	log := newLogger(stderr, *logLevel)
+	tuneGC(log)
 	start := time.Now()
 
 	kafka, err := devstack.StartKafka(ctx, devstack.KafkaOptions{})

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/devstack"
+	"github.com/shopstream/shopstream/internal/gctune"
 	"github.com/shopstream/shopstream/internal/redistest"
 )
 
@@ -185,6 +188,14 @@ func TestRunServiceEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(svc.logs.String(), `"message":"record dead-lettered"`) {
 		t.Error("no dead-letter log line, though the traffic has poison records")
+	}
+	// The collector is set before anything else starts (internal/gctune).
+	wantGC := fmt.Sprintf(`"gc_percent":%d,"gc_percent_from":"default"`, gctune.DefaultPercent)
+	if os.Getenv("GOGC") != "" {
+		wantGC = `"gc_percent_from":"GOGC"`
+	}
+	if !strings.Contains(svc.logs.String(), wantGC) {
+		t.Errorf("no garbage collector log line with %s", wantGC)
 	}
 }
 

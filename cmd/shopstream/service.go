@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shopstream/shopstream/handlers"
+	"github.com/shopstream/shopstream/internal/gctune"
 	"github.com/shopstream/shopstream/ordering"
 	"github.com/shopstream/shopstream/processor"
 	"github.com/shopstream/shopstream/topics"
@@ -38,6 +39,7 @@ func runService(ctx context.Context, args []string, stderr io.Writer, getenv fun
 		return &exitError{code: 2, err: err}
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	tuneGC(log)
 	ropts, err := cfg.Redis.options(getenv)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -51,6 +53,19 @@ func runService(ctx context.Context, args []string, stderr io.Writer, getenv fun
 		return &exitError{code: 2, err: err}
 	}
 	return serve(ctx, cfg, rdb, log)
+}
+
+// tuneGC sets the garbage collector (see gctune) and logs its settings.
+func tuneGC(log zerolog.Logger) {
+	s := gctune.Apply()
+	ev := log.Info().Int("gc_percent", s.Percent).Str("gc_percent_from", s.PercentFrom).Str("memory_limit_from", s.LimitFrom)
+	if s.LimitFrom != "none" {
+		ev = ev.Int64("memory_limit_bytes", s.Limit)
+	}
+	ev.Msg("garbage collector")
+	if s.CgroupErr != nil {
+		log.Warn().Err(s.CgroupErr).Msg("running without a soft memory limit; set GOMEMLIMIT to give one")
+	}
 }
 
 // checkConnections checks Kafka (a metadata request) and Redis (PING) at

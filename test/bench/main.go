@@ -25,14 +25,28 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/gctune"
 )
 
 func main() {
-	if role := os.Getenv(roleEnv); role != "" {
+	role := os.Getenv(roleEnv)
+	if role != "broker" {
+		// The harness and its drain children host shopstream's groups,
+		// so they run with the collector settings `shopstream run`
+		// applies; the raw baselines of S1 and S3 share the harness
+		// process and so share the settings. The broker, standing in
+		// for a Kafka of its own, keeps Go's defaults.
+		gcSettings = gctune.Apply()
+	}
+	if role != "" {
 		os.Exit(child(role))
 	}
 	os.Exit(run())
 }
+
+// gcSettings are the harness's garbage collector settings, for the report.
+var gcSettings gctune.Settings
 
 // config is what the flags choose.
 type config struct {

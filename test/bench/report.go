@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/gctune"
 )
 
 // row is one line of the table.
@@ -64,7 +66,7 @@ func renderReport(c *config, rows []row, notes []string, took time.Duration) str
 	if c.quick {
 		sizes = "-quick sizes (a smoke run, not a measurement)"
 	}
-	fmt.Fprintf(&b, "Machine: %s. Commit %s; %s; records compressed with %s; took %s.\n\n", machine(), commit(), sizes, c.compression, took.Round(time.Second))
+	fmt.Fprintf(&b, "Machine: %s. Commit %s; %s; records compressed with %s; %s; took %s.\n\n", machine(), commit(), sizes, c.compression, gcText(gcSettings), took.Round(time.Second))
 	b.WriteString("| scenario | shopstream | baseline (same run) | ratio | target | result |\n")
 	b.WriteString("|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -130,6 +132,16 @@ func machine() string {
 	}
 	return fmt.Sprintf("%s, %d CPUs online (nproc %d, GOMAXPROCS %d)%s, %s/%s, %s",
 		model, cpus, runtime.NumCPU(), runtime.GOMAXPROCS(0), mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// gcText describes the collector settings of the processes that run
+// shopstream (see internal/gctune).
+func gcText(s gctune.Settings) string {
+	t := fmt.Sprintf("garbage collector GOGC=%d (%s)", s.Percent, s.PercentFrom)
+	if s.LimitFrom == "none" {
+		return t + ", no soft memory limit"
+	}
+	return fmt.Sprintf("%s, soft memory limit %.0f MiB (%s)", t, float64(s.Limit)/(1<<20), s.LimitFrom)
 }
 
 // commit names the checked-out commit, "+dirty" with local changes.
