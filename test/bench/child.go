@@ -161,6 +161,9 @@ func startBroker(ctx context.Context, topicNames ...string) (*broker, error) {
 
 func (b *broker) Close() { b.proc.stop() }
 
+// cpu is the CPU time the broker's process has used so far (see procCPU).
+func (b *broker) cpu() time.Duration { return procCPU(b.proc.cmd.Process.Pid) }
+
 func brokerMain() error {
 	var cfg brokerConfig
 	if err := json.Unmarshal([]byte(os.Getenv(configEnv)), &cfg); err != nil {

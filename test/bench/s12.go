@@ -57,12 +57,19 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 	timeout := 2 * time.Minute
 	var raws, decodes, ours, fenced []measured
 	var redisPerRecord []float64 // redis-server CPU µs per fenced record
+	// The broker's CPU µs per record of each run (group join included).
+	var brokerRaw, brokerOurs, brokerFenced []float64
+	brokerPerRecord := func(before time.Duration) float64 {
+		return float64((b.cpu() - before).Microseconds()) / float64(n)
+	}
 	for r := range rounds {
 		if doS1 {
+			bc := b.cpu()
 			m, err := rawConsume(ctx, b.addrs, ds.topic, fmt.Sprintf("bench.s1-raw.%d", r), n, timeout, false)
 			if err != nil {
 				return nil, nil, err
 			}
+			brokerRaw = append(brokerRaw, brokerPerRecord(bc))
 			raws = append(raws, m)
 			logf("  round %d: raw franz-go %s", r+1, kRate(m.rate()))
 			m, err = rawConsume(ctx, b.addrs, ds.topic, fmt.Sprintf("bench.s1-decode.%d", r), n, timeout, true)
@@ -72,6 +79,7 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 			decodes = append(decodes, m)
 			logf("  round %d: raw franz-go + parallel decode %s", r+1, kRate(m.rate()))
 		}
+		bc := b.cpu()
 		m, err := runShopstream(ctx, b.addrs, nil, processor.GroupConfig{
 			Name: "s1", ID: fmt.Sprintf("bench.s1.%d", r), Handler: noop,
 			Idempotency: processor.IdempotencyNone, Concurrency: s12Concurrency,
@@ -79,6 +87,7 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 		if err != nil {
 			return nil, nil, err
 		}
+		brokerOurs = append(brokerOurs, brokerPerRecord(bc))
 		ours = append(ours, m)
 		logf("  round %d: shopstream %s", r+1, kRate(m.rate()))
 		if doS2 {
@@ -86,6 +95,7 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 			if err != nil {
 				return nil, nil, err
 			}
+			bc := b.cpu()
 			m, err := runShopstream(ctx, b.addrs, fence, processor.GroupConfig{
 				Name: "s2", ID: fmt.Sprintf("bench.s2.%d", r), Handler: noop,
 				Idempotency: processor.IdempotencyFence, Concurrency: s12Concurrency,
@@ -100,6 +110,7 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 			if err != nil {
 				return nil, nil, err
 			}
+			brokerFenced = append(brokerFenced, brokerPerRecord(bc))
 			fenced = append(fenced, m)
 			redisPerRecord = append(redisPerRecord, float64((after-before).Microseconds())/float64(n))
 			logf("  round %d: shopstream + fence %s", r+1, kRate(m.rate()))
@@ -130,6 +141,8 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 	}
 	notes = append(notes, fmt.Sprintf("S1/S2 CPU per record (median; the harness process, which runs the consumers, and for S2 redis-server too; the broker runs apart): raw franz-go %s, shopstream %s, fenced %s + redis-server %s.",
 		cpuText(raws, nil), cpuText(ours, nil), cpuText(fenced, nil), cpuText(nil, redisPerRecord)))
+	notes = append(notes, fmt.Sprintf("S1/S2 broker CPU per record (median; kfake's process, read from /proc at 10 ms resolution, group join included): raw franz-go %s, shopstream %s, fenced %s.",
+		cpuText(nil, brokerRaw), cpuText(nil, brokerOurs), cpuText(nil, brokerFenced)))
 	notes = append(notes, fmt.Sprintf("S1/S2 memory allocated per record and garbage collections per run (median; the harness process): raw franz-go %s, shopstream %s, fenced %s.",
 		allocText(raws), allocText(ours), allocText(fenced)))
 	notes = append(notes, fmt.Sprintf("S1/S2: %d inventory.stock.updated records of ~%d bytes over %d SKUs and %d partitions; concurrency %d; median of %d interleaved rounds (rates: raw %s; shopstream %s; fenced %s).",
