@@ -78,19 +78,18 @@ func apply(getenv func(string) string, root fs.FS) Settings {
 		s.PercentFrom, s.Percent = "default", DefaultPercent
 		debug.SetGCPercent(DefaultPercent)
 	}
-	switch {
-	case getenv("GOMEMLIMIT") != "":
+	if getenv("GOMEMLIMIT") != "" {
 		s.LimitFrom, s.Limit = "GOMEMLIMIT", debug.SetMemoryLimit(-1) // -1 reads it
-	default:
-		limit, err := cgroupMemoryLimit(root)
-		s.CgroupErr = err
-		if err != nil || limit == 0 {
-			s.LimitFrom, s.Limit = "none", debug.SetMemoryLimit(-1)
-			break
-		}
-		s.LimitFrom, s.Limit = "cgroup", int64(float64(limit)*limitShare)
-		debug.SetMemoryLimit(s.Limit)
+		return s
 	}
+	limit, err := cgroupMemoryLimit(root)
+	s.CgroupErr = err
+	if err != nil || limit == 0 {
+		s.LimitFrom, s.Limit = "none", debug.SetMemoryLimit(-1)
+		return s
+	}
+	s.LimitFrom, s.Limit = "cgroup", int64(float64(limit)*limitShare)
+	debug.SetMemoryLimit(s.Limit)
 	return s
 }
 
