@@ -59,9 +59,8 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 	var redisPerRecord []float64 // redis-server CPU µs per fenced record
 	// The broker's CPU µs per record of each run (group join included).
 	var brokerRaw, brokerOurs, brokerFenced []float64
-	brokerPerRecord := func(before time.Duration) float64 {
-		return float64((b.cpu() - before).Microseconds()) / float64(n)
-	}
+	perRecord := func(cpu time.Duration) float64 { return float64(cpu.Microseconds()) / float64(n) }
+	brokerPerRecord := func(before time.Duration) float64 { return perRecord(b.cpu() - before) }
 	for r := range rounds {
 		if doS1 {
 			bc := b.cpu()
@@ -112,7 +111,7 @@ func runS12(ctx context.Context, c *config, doS1, doS2 bool) ([]row, []string, e
 			}
 			brokerFenced = append(brokerFenced, brokerPerRecord(bc))
 			fenced = append(fenced, m)
-			redisPerRecord = append(redisPerRecord, float64((after-before).Microseconds())/float64(n))
+			redisPerRecord = append(redisPerRecord, perRecord(after-before))
 			logf("  round %d: shopstream + fence %s", r+1, kRate(m.rate()))
 		}
 	}
