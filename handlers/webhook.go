@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -104,6 +105,9 @@ func (w *Webhook) Handle(ctx context.Context, ev *topics.Event) error {
 	hdr := http.Header{}
 	hdr.Set("Content-Type", "application/cloudevents+json")
 	hdr.Set("Idempotency-Key", ev.ID)
-	_, err := w.sink.send(ctx, ev, http.MethodPost, w.url, ev.Raw, hdr)
+	// A copy: ev.Raw is valid only until Handle returns (processor.Handler),
+	// and net/http may still read a request body after Do returned (a
+	// server that answers before reading all of it).
+	_, err := w.sink.send(ctx, ev, http.MethodPost, w.url, bytes.Clone(ev.Raw), hdr)
 	return err
 }

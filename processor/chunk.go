@@ -62,10 +62,12 @@ func (g *group) worker() {
 		res   []result
 		held  *retry
 		buf   chunkBuf
+		spent []*work // finished records, recycled once g.mu is released
 	)
 	for {
 		g.mu.Lock()
-		released := g.settleLocked(chunk, res)
+		var released int
+		released, spent = g.settleLocked(chunk, res, spent)
 		clear(chunk) // keep no finished record alive through the buffer
 		chunk, res = chunk[:0], res[:0]
 		if held != nil {
@@ -78,11 +80,18 @@ func (g *group) worker() {
 		if held != nil {
 			// Still counted as running: drain and revoke wait for it.
 			g.mu.Unlock()
+			spent = recycleAll(spent)
 			r := held
 			held = nil
 			chunk = append(chunk, r.t)
 			res = append(res, g.retryRecord(r))
 			continue
+		}
+		if len(spent) > 0 && (g.ready.len() == 0 || g.quit) {
+			// About to wait: recycle first, off the mutex.
+			g.mu.Unlock()
+			spent = recycleAll(spent)
+			g.mu.Lock()
 		}
 		for g.ready.len() == 0 && !g.quit {
 			g.idle++
@@ -95,6 +104,7 @@ func (g *group) worker() {
 		}
 		chunk = g.takeLocked(chunk)
 		g.mu.Unlock()
+		spent = recycleAll(spent)
 		if len(chunk) == 0 {
 			continue
 		}
@@ -147,9 +157,9 @@ func (g *group) takeLocked(chunk []task) []task {
 // key, or skipping it when a later version supersedes it), records not
 // started go back to the front of the ready queue, and a retrying record
 // stays running with its worker. It returns how many records it made ready.
-func (g *group) settleLocked(chunk []task, res []result) int {
+func (g *group) settleLocked(chunk []task, res []result, spent []*work) (int, []*work) {
 	if len(chunk) == 0 {
-		return 0
+		return 0, spent
 	}
 	var back []task
 	released := 0
@@ -167,13 +177,13 @@ func (g *group) settleLocked(chunk []task, res []result) int {
 		}
 		g.pending--
 		next, ok := t.part.sched.Done(t.w.rec.Offset)
-		t.w.recycle()
+		spent = append(spent, t.w)
 		for ok && g.supersededLocked(t.part, next) {
 			// A later absolute update of the same thing waits behind
 			// it: applying this one would only be overwritten.
 			g.pending--
 			g.count(OutcomeSkippedStale)
-			next.Value.recycle()
+			spent = append(spent, next.Value)
 			next, ok = t.part.sched.Done(next.Offset)
 		}
 		if ok {
@@ -186,7 +196,19 @@ func (g *group) settleLocked(chunk []task, res []result) int {
 		released += len(back)
 	}
 	g.notifyLocked()
-	return released
+	return released, spent
+}
+
+// recycleAll recycles the finished records of spent (work.recycle) and
+// returns spent emptied. Workers call it with g.mu released: the last
+// record of a batch hands the batch's buffers back to the pool, zeroing its
+// decompressed bytes first.
+func recycleAll(spent []*work) []*work {
+	for i, w := range spent {
+		w.recycle()
+		spent[i] = nil
+	}
+	return spent[:0]
 }
 
 // wakeLocked wakes enough idle workers for n newly ready records, counting

@@ -136,10 +136,11 @@ func (w *work) event(d topics.Domain) (*topics.Event, error) {
 }
 
 // recycle hands the finished record back to kgo, which returns its
-// batch's Records to the group's recordPool once every record of the batch
-// is recycled. The record must not be read afterwards: the pool lends the
-// slice to a later batch. The event is not affected (it keeps no pointer
-// to the Record). It runs under g.mu, once per finished record.
+// batch's Records and decompressed bytes to the group's recordPool once
+// every record of the batch is recycled. Neither the record nor its event's
+// Raw and Data may be read afterwards: the pool lends them to a later batch.
+// Workers run it once per finished record, after settling it and with g.mu
+// released (recycleAll): the batch's last record zeroes the batch's bytes.
 func (w *work) recycle() {
 	w.rec.Recycle()
 	w.rec, w.ev = nil, nil

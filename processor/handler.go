@@ -13,6 +13,12 @@ import (
 // Handler applies one event to a downstream system. A nil error means the
 // event was applied; Handle must be safe for concurrent use by events of
 // different keys. Events of the same key are never handled concurrently.
+//
+// ev.Raw and ev.Data share the fetched batch's memory, which is reused
+// once the batch's records have finished: a handler may read them until
+// Handle returns, and must copy what it keeps beyond that (the string
+// attributes are its own to keep). The same holds for a body handed to
+// net/http, which may read it after the call that sent it returned.
 type Handler interface {
 	Handle(ctx context.Context, ev *topics.Event) error
 }

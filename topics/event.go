@@ -67,9 +67,11 @@ const (
 // "version" extension attribute.
 //
 // An Event from Decode aliases the record value it was decoded from: Raw is
-// that value and Data a sub-slice of it (with no spare capacity). The string
-// attributes are copies, so that keeping one (a subject as a map key, say)
-// does not keep a whole fetched batch alive.
+// that value and Data a sub-slice of it (with no spare capacity), valid as
+// long as the value is (for a processor's handler: until Handle returns).
+// The string attributes are copies, so that keeping one (a subject as a map
+// key, say) neither keeps a fetched batch alive nor changes when its memory
+// is reused.
 type Event struct {
 	SpecVersion     string          `json:"specversion"`
 	ID              string          `json:"id"`
