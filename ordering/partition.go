@@ -58,9 +58,13 @@ type Partition[T any] struct {
 	// from ring[head] on, wrapping around; len(ring) is a power of two.
 	// Finished ones are trimmed from the front, so the first is the
 	// watermark. Adding and trimming allocate nothing once the ring is as
-	// large as the most records ever outstanding at once.
+	// large as the most records outstanding at once; it shrinks again
+	// once the window has stayed far smaller for a while (review).
 	ring    []slot[T]
 	head, n int
+	// peak is the most slots the window held since the last review, and
+	// reviewIn how many more slots are trimmed before the next one.
+	peak, reviewIn int
 
 	last       Item[T] // the most recently trimmed (finished) slot
 	haveLast   bool
@@ -105,6 +109,7 @@ func (p *Partition[T]) push(s slot[T]) {
 	}
 	*p.at(p.n) = s
 	p.n++
+	p.peak = max(p.peak, p.n)
 	p.nextAdded, p.added = s.Offset+1, true
 }
 
@@ -158,7 +163,33 @@ func (p *Partition[T]) trim() {
 		*s = slot[T]{}
 		p.head = (p.head + 1) & (len(p.ring) - 1)
 		p.n--
+		if p.reviewIn--; p.reviewIn <= 0 {
+			p.review()
+		}
 	}
+}
+
+// review runs each time a ring's length of slots has been trimmed. A ring
+// that the window never filled past a quarter since the last review shrinks
+// to twice the window's peak (a power of two, at least minRing). The ring
+// grows to the window's span, not to the records outstanding: one record
+// retried for minutes, while the rest of its partition goes on, holds every
+// later slot in the window. Without a review that memory stayed taken for
+// the partition's lifetime; a window that fills and empties with every
+// fetch keeps its ring.
+func (p *Partition[T]) review() {
+	if size := len(p.ring); size > minRing && p.peak <= size/4 {
+		want := minRing
+		for want < 2*p.peak {
+			want *= 2
+		}
+		shrunk := make([]slot[T], want)
+		for i := range p.n {
+			shrunk[i] = *p.at(i)
+		}
+		p.ring, p.head = shrunk, 0
+	}
+	p.peak, p.reviewIn = p.n, len(p.ring)
 }
 
 // find returns the window index of offset, or -1. Offsets are usually
