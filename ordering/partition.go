@@ -249,6 +249,11 @@ func (p *Partition[T]) Behind(offset int64) iter.Seq[Item[T]] {
 	}
 }
 
+// Span is the number of offsets in the window: from the watermark (the
+// oldest unfinished record) to the newest added, finished ones included.
+// It is what the window's memory grows with.
+func (p *Partition[T]) Span() int { return p.n }
+
 // Outstanding is the number of records added and not yet finished.
 func (p *Partition[T]) Outstanding() int { return p.unfinished }
 

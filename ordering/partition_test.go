@@ -268,9 +268,15 @@ func TestPartitionOutstandingCountsOnlyUnfinished(t *testing.T) {
 	if got := p.Outstanding(); got != 1 {
 		t.Errorf("Outstanding() = %d after finishing 1 and 2 of 0..2, want 1 (only 0 is unfinished)", got)
 	}
+	if got := p.Span(); got != 3 {
+		t.Errorf("Span() = %d after finishing 1 and 2 of 0..2, want 3 (0 holds them in the window)", got)
+	}
 	p.Done(0)
 	if got := p.Outstanding(); got != 0 {
 		t.Errorf("Outstanding() = %d after finishing all, want 0", got)
+	}
+	if got := p.Span(); got != 0 {
+		t.Errorf("Span() = %d after finishing all, want 0", got)
 	}
 }
 

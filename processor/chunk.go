@@ -178,6 +178,7 @@ func (g *group) settleLocked(chunk []task, res []result, spent []*work) (int, []
 		g.pending--
 		next, ok := t.part.sched.Done(t.w.rec.Offset)
 		spent = append(spent, t.w)
+		g.releaseLocked(t.part)
 		for ok && g.supersededLocked(t.part, next) {
 			// A later absolute update of the same thing waits behind
 			// it: applying this one would only be overwritten.

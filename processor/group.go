@@ -3,7 +3,9 @@ package processor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,6 +46,13 @@ import (
 //   - A record abandoned because its context ended (shutdown deadline,
 //     revoke deadline, partition lost) is never marked finished, so its
 //     offset is never committed: it will be read again.
+//   - A partition's window (its records from the oldest unfinished one to
+//     the newest scheduled, finished ones included) spans at most
+//     windowPerBuffered × MaxBuffered offsets. A partition whose window is
+//     full — one record retried for minutes while the rest of the
+//     partition went on — is held: kgo stops fetching it and its backlog
+//     waits, while the other partitions go on, until the window is down to
+//     half.
 type group struct {
 	p   *Processor
 	cfg GroupConfig
@@ -83,6 +92,14 @@ type group struct {
 	// backlogged are the partitions with records in their backlog, in
 	// the order they were fetched (see pollLoop).
 	backlogged []*partState
+	// holdsChanged reports that a partition was held or released (or
+	// discarded while held) since the poll loop last told kgo which
+	// partitions not to fetch (applyHolds).
+	holdsChanged bool
+	// pollCancel interrupts the poll loop's wait for a fetch; set while
+	// it waits. A change of holds calls it, so that a released backlog
+	// does not wait for other partitions' data.
+	pollCancel context.CancelFunc
 	// loadBuf is the poll goroutine's scratch list of records.
 	loadBuf []ordering.Item[*work]
 
@@ -110,7 +127,18 @@ type partState struct {
 	// backlogNext on (see pollLoop).
 	backlog     []ordering.Item[*work]
 	backlogNext int
+	// held: the window is full (windowPerBuffered); the backlog waits and
+	// kgo does not fetch the partition until the window is down to half.
+	held bool
 }
+
+// windowPerBuffered bounds a partition's window at this many times
+// MaxBuffered offsets (48 bytes each in the scheduler's ring): 3 MiB per
+// partition at the default 2048. MaxBuffered bounds the records not yet
+// finished; the window also holds the finished ones behind the oldest
+// unfinished record, and would otherwise grow with everything the partition
+// processes while one record is retried.
+const windowPerBuffered = 32
 
 type task struct {
 	part *partState
@@ -299,15 +327,32 @@ func (g *group) pollLoop(ctx context.Context) {
 		g.mu.Lock()
 		scheduled := g.scheduleBacklogLocked(room)
 		g.mu.Unlock()
+		g.applyHolds()
 		if scheduled {
 			continue
 		}
-		fetches := g.cl.PollFetches(ctx)
+		// Nothing left to schedule but held partitions' backlogs: poll.
+		pollCtx, cancel := context.WithCancel(ctx)
+		g.mu.Lock()
+		if g.holdsChanged {
+			cancel() // apply them first
+		}
+		g.pollCancel = cancel
+		g.mu.Unlock()
+		fetches := g.cl.PollFetches(pollCtx)
+		g.mu.Lock()
+		g.pollCancel = nil
+		g.mu.Unlock()
+		interrupted := pollCtx.Err() != nil
+		cancel()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			g.cl.AllowRebalance()
 			return
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
+			if interrupted && errors.Is(err, context.Canceled) {
+				return // a hold changed (see pollCancel)
+			}
 			g.log.Warn().Err(err).Int32("partition", partition).Msg("fetch error")
 		})
 		g.load(fetches)
@@ -407,13 +452,16 @@ func (g *group) load(fetches kgo.Fetches) {
 }
 
 // scheduleBacklogLocked moves up to room records from the backlogs into
-// their partitions' schedules, partition by partition in fetch order, and
-// reports whether there was any backlog to take from.
+// their partitions' schedules, partition by partition in fetch order, each
+// as far as its window allows (a partition whose window is full is held and
+// skipped), and reports whether it scheduled any.
 func (g *group) scheduleBacklogLocked(room int) bool {
 	took := false
-	for room > 0 && len(g.backlogged) > 0 {
-		ps := g.backlogged[0]
-		if n := min(room, len(ps.backlog)-ps.backlogNext); n > 0 && !ps.draining && !ps.discarded {
+	limit := g.windowLimit()
+	kept := g.backlogged[:0]
+	for _, ps := range g.backlogged {
+		live := !ps.draining && !ps.discarded
+		if n := min(room, len(ps.backlog)-ps.backlogNext, limit-ps.sched.Span()); n > 0 && live {
 			items := ps.backlog[ps.backlogNext : ps.backlogNext+n]
 			g.scheduleLocked(ps, items)
 			clear(items)
@@ -421,20 +469,91 @@ func (g *group) scheduleBacklogLocked(room int) bool {
 			room -= n
 			took = true
 		}
-		if ps.backlogNext < len(ps.backlog) && !ps.draining && !ps.discarded {
-			break
+		if ps.backlogNext < len(ps.backlog) && live {
+			if !ps.held && ps.sched.Span() >= limit {
+				g.holdLocked(ps)
+			}
+			kept = append(kept, ps)
+			continue
 		}
 		// Taken, or dropped with its revoked partition (read again by
 		// the next owner: never scheduled, never committed).
 		clear(ps.backlog[ps.backlogNext:])
 		ps.backlog, ps.backlogNext = ps.backlog[:0], 0
-		g.backlogged[0] = nil
-		g.backlogged = g.backlogged[1:]
 	}
+	clear(g.backlogged[len(kept):])
+	g.backlogged = kept
 	if len(g.backlogged) == 0 {
 		g.backlogged = g.backlogged[:0:0]
 	}
 	return took
+}
+
+// windowLimit is the most offsets a partition's window may span.
+func (g *group) windowLimit() int { return windowPerBuffered * g.cfg.MaxBuffered }
+
+// holdLocked holds ps, whose window is full: its backlog waits and, once
+// the poll loop has told kgo (applyHolds), it is not fetched.
+func (g *group) holdLocked(ps *partState) {
+	ps.held = true
+	g.holdsChanged = true
+	ev := g.log.Warn().Int32("partition", ps.num).Int("window", ps.sched.Span())
+	if oldest, ok := ps.sched.Oldest(); ok {
+		ev = ev.Int64("oldest_unfinished_offset", oldest.Offset)
+	}
+	ev.Msg("partition window full: fetching it waits until its oldest unfinished record finishes; the other partitions go on")
+}
+
+// releaseLocked releases ps from its hold once its window is down to half,
+// and wakes the poll loop to schedule its backlog and resume fetching it.
+func (g *group) releaseLocked(ps *partState) {
+	if !ps.held || ps.sched.Span() > g.windowLimit()/2 {
+		return
+	}
+	ps.held = false
+	g.holdsChangedLocked()
+	g.log.Info().Int32("partition", ps.num).Msg("partition window released: fetching it again")
+}
+
+// holdsChangedLocked records a change of holds and interrupts the poll
+// loop's wait for a fetch, so that it applies the change.
+func (g *group) holdsChangedLocked() {
+	g.holdsChanged = true
+	if g.pollCancel != nil {
+		g.pollCancel()
+	}
+}
+
+// applyHolds tells kgo not to fetch the held partitions, and to fetch again
+// those no longer held. kgo keeps a partition paused across rebalances, so
+// one revoked or lost while held is resumed here too. It runs on the poll
+// goroutine, outside g.mu.
+func (g *group) applyHolds() {
+	g.mu.Lock()
+	if !g.holdsChanged {
+		g.mu.Unlock()
+		return
+	}
+	g.holdsChanged = false
+	var held []int32
+	for _, ps := range g.parts {
+		if ps.held {
+			held = append(held, ps.num)
+		}
+	}
+	g.mu.Unlock()
+	var resume []int32
+	for _, n := range g.cl.PauseFetchPartitions(nil)[g.cfg.Topic] {
+		if !slices.Contains(held, n) {
+			resume = append(resume, n)
+		}
+	}
+	if len(resume) > 0 {
+		g.cl.ResumeFetchPartitions(map[string][]int32{g.cfg.Topic: resume})
+	}
+	if len(held) > 0 {
+		g.cl.PauseFetchPartitions(map[string][]int32{g.cfg.Topic: held})
+	}
 }
 
 // scheduleLocked adds records of ps (items, in offset order; a nil Value
@@ -680,6 +799,10 @@ func (g *group) discard(parts []*partState) {
 }
 
 func (g *group) discardLocked(ps *partState) {
+	if ps.held {
+		ps.held = false
+		g.holdsChangedLocked() // resume fetching it (applyHolds)
+	}
 	ps.discarded = true
 	ps.halted.Store(true)
 	ps.cancel()
