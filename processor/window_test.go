@@ -131,3 +131,50 @@ func TestHeldPartitionBoundsItsWindow(t *testing.T) {
 		t.Errorf("partition 1: %d handled, want %d (each once)", n, perPartition)
 	}
 }
+
+// kgo keeps a partition paused across rebalances: a held partition that is
+// revoked or lost (discarded) must be fetched again, or a later assignment
+// of it to this member would never be.
+func TestDiscardedHeldPartitionResumes(t *testing.T) {
+	topic := topics.TopicInventory
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic, topics.DLQTopic(topic)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := New(Options{Brokers: c.ListenAddrs(), Logger: zerolog.Nop()}, GroupConfig{
+		Name: "inventory", Topic: topic, Domain: topics.DomainInventory, Idempotency: IdempotencyNone,
+		Concurrency: 2, Handler: HandlerFunc(func(context.Context, *topics.Event) error { return nil }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := p.groups[0]
+	defer g.cl.Close()
+	paused := func() []int32 { return g.cl.PauseFetchPartitions(nil)[topic] }
+
+	g.mu.Lock()
+	held, other := g.newPartLocked(0), g.newPartLocked(1)
+	g.holdLocked(held)
+	g.mu.Unlock()
+	g.applyHolds()
+	if got := paused(); !slices.Equal(got, []int32{0}) {
+		t.Fatalf("paused partitions %v after holding 0, want [0]", got)
+	}
+	g.discard([]*partState{held})
+	g.applyHolds()
+	if got := paused(); len(got) != 0 {
+		t.Fatalf("paused partitions %v after the held partition was discarded, want none", got)
+	}
+	g.mu.Lock()
+	g.holdLocked(other)
+	g.mu.Unlock()
+	g.applyHolds()
+	g.mu.Lock()
+	g.releaseLocked(other) // its window is empty: down to half
+	g.mu.Unlock()
+	g.applyHolds()
+	if got := paused(); len(got) != 0 {
+		t.Fatalf("paused partitions %v after the hold was released, want none", got)
+	}
+}
