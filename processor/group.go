@@ -326,8 +326,11 @@ func (g *group) pollLoop(ctx context.Context) {
 		}
 		g.mu.Lock()
 		scheduled := g.scheduleBacklogLocked(room)
+		held, changed := g.holdsLocked()
 		g.mu.Unlock()
-		g.applyHolds()
+		if changed {
+			g.applyHolds(held)
+		}
 		if scheduled {
 			continue
 		}
@@ -524,24 +527,26 @@ func (g *group) holdsChangedLocked() {
 	}
 }
 
-// applyHolds tells kgo not to fetch the held partitions, and to fetch again
-// those no longer held. kgo keeps a partition paused across rebalances, so
-// one revoked or lost while held is resumed here too. It runs on the poll
-// goroutine, outside g.mu.
-func (g *group) applyHolds() {
-	g.mu.Lock()
+// holdsLocked returns the held partitions, and whether the holds changed
+// since the last call (which the poll loop then applies).
+func (g *group) holdsLocked() (held []int32, changed bool) {
 	if !g.holdsChanged {
-		g.mu.Unlock()
-		return
+		return nil, false
 	}
 	g.holdsChanged = false
-	var held []int32
 	for _, ps := range g.parts {
 		if ps.held {
 			held = append(held, ps.num)
 		}
 	}
-	g.mu.Unlock()
+	return held, true
+}
+
+// applyHolds tells kgo not to fetch the held partitions, and to fetch again
+// any other it was told not to. kgo keeps a partition paused across
+// rebalances, so one revoked or lost while held is resumed here too. It runs
+// on the poll goroutine, outside g.mu.
+func (g *group) applyHolds(held []int32) {
 	var resume []int32
 	for _, n := range g.cl.PauseFetchPartitions(nil)[g.cfg.Topic] {
 		if !slices.Contains(held, n) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/topics"
@@ -72,11 +71,7 @@ func TestFinishedRecordsReturnToPool(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	topic := topics.TopicInventory
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic, topics.DLQTopic(topic)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := inventoryCluster(t, 3)
 	// Small snappy batches: many batches, each decoded into its own slice.
 	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchMaxBytes(4<<10),
 		kgo.ProducerBatchCompression(kgo.SnappyCompression()))

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/topics"
@@ -24,11 +23,7 @@ func TestHeldPartitionBoundsItsWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	topic := topics.TopicInventory
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic, topics.DLQTopic(topic)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := inventoryCluster(t, 2)
 	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(8<<10))
 	if err != nil {
@@ -137,11 +132,7 @@ func TestHeldPartitionBoundsItsWindow(t *testing.T) {
 // of it to this member would never be.
 func TestDiscardedHeldPartitionResumes(t *testing.T) {
 	topic := topics.TopicInventory
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic, topics.DLQTopic(topic)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := inventoryCluster(t, 2)
 	p, err := New(Options{Brokers: c.ListenAddrs(), Logger: zerolog.Nop()}, GroupConfig{
 		Name: "inventory", Topic: topic, Domain: topics.DomainInventory, Idempotency: IdempotencyNone,
 		Concurrency: 2, Handler: HandlerFunc(func(context.Context, *topics.Event) error { return nil }),
@@ -152,28 +143,36 @@ func TestDiscardedHeldPartitionResumes(t *testing.T) {
 	g := p.groups[0]
 	defer g.cl.Close()
 	paused := func() []int32 { return g.cl.PauseFetchPartitions(nil)[topic] }
+	apply := func() { // what the poll loop does after scheduling
+		g.mu.Lock()
+		held, changed := g.holdsLocked()
+		g.mu.Unlock()
+		if changed {
+			g.applyHolds(held)
+		}
+	}
 
 	g.mu.Lock()
 	held, other := g.newPartLocked(0), g.newPartLocked(1)
 	g.holdLocked(held)
 	g.mu.Unlock()
-	g.applyHolds()
+	apply()
 	if got := paused(); !slices.Equal(got, []int32{0}) {
 		t.Fatalf("paused partitions %v after holding 0, want [0]", got)
 	}
 	g.discard([]*partState{held})
-	g.applyHolds()
+	apply()
 	if got := paused(); len(got) != 0 {
 		t.Fatalf("paused partitions %v after the held partition was discarded, want none", got)
 	}
 	g.mu.Lock()
 	g.holdLocked(other)
 	g.mu.Unlock()
-	g.applyHolds()
+	apply()
 	g.mu.Lock()
 	g.releaseLocked(other) // its window is empty: down to half
 	g.mu.Unlock()
-	g.applyHolds()
+	apply()
 	if got := paused(); len(got) != 0 {
 		t.Fatalf("paused partitions %v after the hold was released, want none", got)
 	}
