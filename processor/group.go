@@ -41,8 +41,8 @@ import (
 //   - Revoke: the partition stops starting records, waits (RevokeTimeout)
 //     for its in-flight ones, commits its watermark, and is discarded; its
 //     queued records are re-read by the next owner from that watermark.
-//     Lost (the member was fenced out): no commit, in-flight work is
-//     cancelled, the state is discarded.
+//     Lost (the member was fenced out): nothing new starts, no commit,
+//     in-flight work is cancelled, the state is discarded.
 //   - A record abandoned because its context ended (shutdown deadline,
 //     revoke deadline, partition lost) is never marked finished, so its
 //     offset is never committed: it will be read again.
@@ -750,12 +750,7 @@ func (g *group) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][
 	if len(parts) == 0 {
 		return // nothing fetched from them: nothing runs, nothing to commit
 	}
-	g.mu.Lock()
-	for _, ps := range parts {
-		ps.draining = true // no new starts; the commit loop skips them
-		ps.halted.Store(true)
-	}
-	g.mu.Unlock()
+	g.halt(parts)
 	if !g.waitIdle(false, parts, g.p.opts.RevokeTimeout) {
 		g.log.Warn().Msg("revoke deadline passed; cancelling in-flight records of revoked partitions")
 		g.cancelAndWait(parts)
@@ -770,11 +765,25 @@ func (g *group) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][
 func (g *group) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	g.joined.Store(false)
 	parts := g.partsOf(lost)
+	// Start nothing more of them (and commit nothing: another member may
+	// own them already) while their running records are cancelled.
+	g.halt(parts)
 	g.cancelAndWait(parts)
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
 	g.discard(parts)
 	g.log.Warn().Ints32("partitions", lost[g.cfg.Topic]).Msg("partitions lost; uncommitted work will be redelivered")
+}
+
+// halt marks parts draining: workers start none of their records, and the
+// commit loop skips them.
+func (g *group) halt(parts []*partState) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, ps := range parts {
+		ps.draining = true
+		ps.halted.Store(true)
+	}
 }
 
 // cancelAndWait cancels the running records of parts and waits, briefly,
