@@ -81,7 +81,7 @@ func newSink(name string, client *http.Client, timeout time.Duration, limit floa
 	}
 	return &sink{
 		name:    name,
-		client:  client,
+		client:  keepMethodOnRedirect(client),
 		limiter: newLimiter(limit, burst),
 		timeout: timeout,
 		secret:  secret,
@@ -113,6 +113,31 @@ func newClient() *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}}
+}
+
+// keepMethodOnRedirect returns a copy of client that follows only the
+// redirects that keep the request's method and body (307, 308), under
+// client's own redirect policy. net/http turns a PUT or POST answered with
+// 301, 302 or 303 into a GET without a body, which a REST API answers with
+// 200: the write would count as applied while nothing was written. Such a
+// redirect is returned as the response instead, and classify makes it a
+// permanent error that names the status (the configured URL is wrong).
+func keepMethodOnRedirect(client *http.Client) *http.Client {
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.Method != via[0].Method {
+			return http.ErrUseLastResponse
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 { // net/http's default policy
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 // send waits on the rate limiter, then sends body to target with hdr plus the
@@ -180,7 +205,7 @@ func readBody(resp *http.Response) ([]byte, error) {
 //   - 429: processor.RetryAfter with the Retry-After delay (0 when absent).
 //   - 503: processor.RetryAfter when Retry-After is present, else retryable.
 //   - other 5xx, 408: retryable.
-//   - other 4xx, and 1xx/3xx that reach us: processor.Permanent.
+//   - 3xx (a redirect not followed), other 4xx, 1xx: processor.Permanent.
 func (s *sink) classify(ctx context.Context, op string, resp *http.Response, body []byte, err error, now time.Time) error {
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -220,6 +245,10 @@ func (s *sink) classify(ctx context.Context, op string, resp *http.Response, bod
 		return processor.RetryAfter(e, d)
 	case code/100 == 5, code == http.StatusRequestTimeout:
 		return e
+	case code/100 == 3:
+		// Only a redirect that would turn the write into a GET reaches
+		// here (keepMethodOnRedirect).
+		return processor.Permanent(fmt.Errorf("%w (a redirect would turn the write into a GET: configure the URL it points to)", e))
 	default:
 		return processor.Permanent(e)
 	}

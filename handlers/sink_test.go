@@ -3,11 +3,15 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/shopstream/shopstream/processor"
+	"github.com/shopstream/shopstream/topics"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -109,5 +113,93 @@ func TestClassify(t *testing.T) {
 	err := s.classify(ctx, "PUT /p", nil, nil, errors.New("request canceled"), now)
 	if !errors.Is(err, context.Canceled) || processor.IsPermanent(err) {
 		t.Errorf("cancelled caller: got %v, want wrapped context.Canceled", err)
+	}
+}
+
+// redirecting answers every write under /old/ with code and a Location under
+// /new/, and everything under /new/ with 200, as a REST API answers a GET.
+func redirecting(code int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/old/"); ok {
+			w.Header().Set("Location", "/new/"+rest)
+			w.WriteHeader(code)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// A redirect that net/http would follow as a GET without the body (301,
+// 302, 303 after a PUT or POST) is a permanent error naming the status,
+// never a success: the GET's 200 would count a write that never happened.
+// Magento (a PUT and a POST) and a webhook (a POST) alike.
+func TestRedirectThatDropsTheWriteIsPermanent(t *testing.T) {
+	calls := []struct {
+		name string
+		call func(t *testing.T, base string) error
+	}{
+		{"magento product PUT", func(t *testing.T, base string) error {
+			return newTestMagento(t, base+"/old").Catalog().Handle(context.Background(),
+				event("catalog.product.updated", "S", `{"sku":"S","name":"n","price":1,"status":1}`))
+		}},
+		{"magento source-items POST", func(t *testing.T, base string) error {
+			return newTestMagento(t, base+"/old").Inventory().Handle(context.Background(),
+				event("inventory.stock.updated", "S", `{"sku":"S","source_code":"default","quantity":1,"status":1}`))
+		}},
+		{"webhook POST", func(t *testing.T, base string) error {
+			w := newTestWebhook(t, WebhookConfig{Name: "crm", URL: base + "/old/hooks", Types: CRMOrderTypes})
+			return w.Handle(context.Background(), &topics.Event{ID: "e", Type: "order.placed", Subject: "1", Raw: []byte(`{}`)})
+		}},
+	}
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther} {
+		for _, c := range calls {
+			t.Run(fmt.Sprintf("%d %s", code, c.name), func(t *testing.T) {
+				srv := newFakeServer(t, redirecting(code))
+				err := c.call(t, srv.URL)
+				if err == nil || !processor.IsPermanent(err) || !strings.Contains(err.Error(), strconv.Itoa(code)) {
+					t.Errorf("err = %v, want a permanent error naming %d", err, code)
+				}
+				for _, r := range srv.requests() {
+					if strings.HasPrefix(r.path, "/new/") {
+						t.Errorf("the redirect was followed: %s %s", r.method, r.path)
+					}
+				}
+			})
+		}
+	}
+}
+
+// 307 and 308 keep the method and the body: they are followed, and the
+// write arrives at the new place whole.
+func TestRedirectThatKeepsTheWriteIsFollowed(t *testing.T) {
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			srv := newFakeServer(t, redirecting(code))
+			raw := `{"type":"order.placed","id":"e"}`
+			w := newTestWebhook(t, WebhookConfig{Name: "crm", URL: srv.URL + "/old/hooks", Types: CRMOrderTypes})
+			if err := w.Handle(context.Background(), &topics.Event{ID: "e", Type: "order.placed", Subject: "1", Raw: []byte(raw)}); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			reqs := srv.requests()
+			if len(reqs) != 2 || reqs[1].method != http.MethodPost || reqs[1].path != "/new/hooks" || reqs[1].body != raw {
+				t.Errorf("requests %+v, want the POST repeated at /new/hooks with its body", reqs)
+			}
+		})
+	}
+}
+
+// A client given in the config keeps its own redirect policy for the
+// redirects that keep the method.
+func TestRedirectPolicyOfAGivenClient(t *testing.T) {
+	srv := newFakeServer(t, redirecting(http.StatusTemporaryRedirect))
+	refused := errors.New("no redirects here")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return refused }}
+	w := newTestWebhook(t, WebhookConfig{Name: "crm", URL: srv.URL + "/old/hooks", Types: CRMOrderTypes, Client: client})
+	err := w.Handle(context.Background(), &topics.Event{ID: "e", Type: "order.placed", Subject: "1", Raw: []byte(`{}`)})
+	if !errors.Is(err, refused) {
+		t.Errorf("err = %v, want the given client's policy to refuse", err)
+	}
+	if client.CheckRedirect == nil || len(srv.requests()) != 1 {
+		t.Errorf("the given client was changed, or the redirect followed (%d requests)", len(srv.requests()))
 	}
 }
