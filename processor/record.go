@@ -33,7 +33,9 @@ func (g *group) retryRecord(r *retry) result {
 		if ra, ok := RetryAfterOf(err); ok && ra > wait {
 			wait = ra
 		}
-		if attempt >= g.cfg.Retry.MaxAttempts || spent+wait > g.cfg.Retry.MaxElapsed {
+		// wait against what is left of the budget, not spent+wait: a
+		// Retry-After of centuries would overflow the sum and pass.
+		if attempt >= g.cfg.Retry.MaxAttempts || wait > g.cfg.Retry.MaxElapsed-spent {
 			if g.deadLetter(ctx, partition, rec, err, topics.ErrorClassRetriesExhausted, attempt) {
 				return finished
 			}

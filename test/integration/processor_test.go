@@ -155,6 +155,34 @@ func TestRetryThenSuccess(t *testing.T) {
 	})
 }
 
+// A Retry-After longer than what is left of the retry budget dead-letters
+// the record (retries exhausted) instead of waiting: even one of centuries,
+// as a sink's far-future HTTP-date asks for, which once overflowed the
+// budget check and held the key (and its partition's commits) for good.
+func TestRetryAfterBeyondBudgetDeadLetters(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b *backend) {
+		e := newEnv(t, b, topics.TopicInventory)
+		e.produce(e.stock("SKU-1", 1, 10))
+		var calls atomic.Int32
+		s := newSink()
+		g := e.inventoryGroup(s.handler(func(context.Context, *topics.Event) error {
+			calls.Add(1)
+			return processor.RetryAfter(errors.New("429 too many requests"), time.Duration(1<<63-1))
+		}))
+		r := e.start(e.options(), g)
+		eventually(t, 30*time.Second, "dead-lettered", func() bool {
+			return counter(r, e.groupID("inventory"), e.topic(topics.TopicInventory), processor.OutcomeDeadLettered) == 1
+		})
+		dlq := e.readAll(topics.DLQTopic(e.topic(topics.TopicInventory)))
+		if len(dlq) != 1 || !hasHeader(dlq[0], topics.HeaderErrorClass, topics.ErrorClassRetriesExhausted) {
+			t.Fatalf("DLQ holds %d records, want 1 with class %s", len(dlq), topics.ErrorClassRetriesExhausted)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("the sink was called %d times, want 1 (the wait asked for exceeds the budget)", n)
+		}
+	})
+}
+
 // A permanent error goes to the DLQ at once with every contract header, the
 // original key, value and headers; retries exhausted are dead-lettered too.
 func TestDeadLetterHeaders(t *testing.T) {
