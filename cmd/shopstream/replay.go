@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -50,7 +49,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	partitions := fs.String("partitions", "", "reset only these partitions, comma-separated (0,3)")
 	execute := fs.Bool("execute", false, "commit the new offsets (default: dry run; the group must have no live members)")
 	reapply := fs.Bool("reapply", false, "also rewind the version fence / dedupe marks of exactly the replayed records, so they are applied again (needs --redis-url)")
-	redisURL := fs.String("redis-url", "", "redis:// or rediss:// URL of the fence and dedupe store, for --reapply (env SHOPSTREAM_REDIS_URL)")
+	redisURL := fs.String("redis-url", "", "URL of the fence and dedupe store, for --reapply, in any form `run` takes (env SHOPSTREAM_REDIS_URL)")
+	// The rest of run's Redis settings, so that --reapply reaches the
+	// store the way the service does (a password from a Secret, TLS).
+	var rc redisConfig
+	redisSettings := rc.register(fs)
 	asJSON := fs.Bool("json", false, "print the plan (and what was done) as one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
@@ -63,6 +66,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if !given["redis-url"] {
 		*redisURL = getenv("SHOPSTREAM_REDIS_URL")
 	}
+	for _, st := range redisSettings {
+		if v := getenv(st.env); v != "" && !given[st.flag] {
+			*st.dst = v
+		}
+	}
+	rc.URL = *redisURL
 
 	var errs []error
 	id := lagGroupID(strings.TrimSpace(*group))
@@ -116,12 +125,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		}
 		spec.Partitions = ps
 	}
+	var redisOpts *redis.UniversalOptions
 	if *reapply {
-		switch u, err := url.Parse(*redisURL); {
-		case *redisURL == "":
+		if *redisURL == "" {
 			errs = append(errs, errors.New("redis-url: missing; --reapply needs the fence and dedupe store: set --redis-url or SHOPSTREAM_REDIS_URL (redis://host:6379/0)"))
-		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss"):
-			errs = append(errs, errors.New("redis-url: must be a redis:// or rediss:// URL"))
+		} else if o, err := rc.options(getenv); err != nil {
+			errs = append(errs, err)
+		} else {
+			redisOpts = o
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -146,16 +157,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 	rep := replayReport{ResetPlan: plan, Reread: plan.Reread(), Skip: plan.Skip()}
 
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if *reapply {
-		opt, err := redis.ParseURL(*redisURL)
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("redis-url: %w", err)}
-		}
-		rdb = redis.NewClient(opt)
+		rdb = redis.NewUniversalClient(redisOpts)
 		defer rdb.Close()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("cannot reach Redis: %w; check --redis-url / SHOPSTREAM_REDIS_URL", err)
+		if err := checkRedis(ctx, rdb, af.timeout); err != nil {
+			return err
 		}
 		if rep.Reapply, err = admin.PlanReapply(ctx, cl, rdb, plan, domain); err != nil {
 			return err

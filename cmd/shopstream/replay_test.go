@@ -224,3 +224,37 @@ func TestReplayReapplyCommand(t *testing.T) {
 		t.Errorf("commits after the replay: %v", c)
 	}
 }
+
+// --reapply reaches Redis the way `run` does: user, password and CA from
+// the service's environment (the chart sets them from Secrets), not only
+// from the URL.
+func TestReplayReapplyUsesTheServiceRedisSettings(t *testing.T) {
+	f := newLagFixture(t)
+	rs := redistest.StartWith(t, redistest.Options{TLS: true, Users: map[string]string{"shopstream": "s3cret-pw"}})
+	const group = "shopstream.inventory"
+	f.stock(0, "SKU-A", 1, 5, time.Now())
+	f.commit(group, topics.TopicInventory, map[int32]int64{0: 5})
+	env := map[string]string{
+		"SHOPSTREAM_BROKERS":   strings.Join(f.kafka.Addrs(), ","),
+		"SHOPSTREAM_REDIS_URL": rs.URL(), // rediss://, no user
+		envRedisUsername:       "shopstream",
+		envRedisPassword:       "s3cret-pw",
+		envRedisCAFile:         rs.CAFile(),
+	}
+	args := []string{"--group", "inventory", "--shift-by", "-3", "--partitions", "0", "--reapply"}
+	f.env = envOf(env)
+	out, err := f.run(runReplay, args...)
+	if err != nil {
+		t.Fatalf("reapply with the service's Redis settings: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "reapply (dry run): 3 records") {
+		t.Errorf("reapply dry run output:\n%s", out)
+	}
+	// The same without the password: refused, naming what to set.
+	delete(env, envRedisPassword)
+	f.env = envOf(env)
+	_, err = f.run(runReplay, args...)
+	if err == nil || !strings.Contains(err.Error(), envRedisPassword) {
+		t.Errorf("reapply without the password: %v, want an authentication error naming %s", err, envRedisPassword)
+	}
+}
