@@ -31,11 +31,18 @@ const storeCheckTimeout = 2 * time.Second
 // cannot be reached is not a reset: the group's own outage handling pauses
 // it, and the watch tries again on the next tick.
 //
+// The marker is written back only after the versions are: should writing
+// them fail (Redis flapping), the watch tries again on the next tick rather
+// than find the marker in place and take the store for whole.
+//
 // It runs on the commit loop's goroutine only; it needs no lock.
 type storeWatch struct {
-	g      *group
-	armed  bool
-	resets prometheus.Counter
+	g     *group
+	armed bool
+	// restoring: a reset was detected and the versions (then the marker)
+	// are not all written back yet.
+	restoring bool
+	resets    prometheus.Counter
 }
 
 // newStoreWatch returns the watch of g, or nil when g has no version store.
@@ -60,36 +67,48 @@ func newStoreWatch(g *group) *storeWatch {
 }
 
 // check writes the marker if it is not yet written, else reads it back and
-// reports a reset. A nil watch does nothing.
+// reports a reset, or goes on with the write-back of a reset found earlier.
+// A nil watch does nothing.
 func (w *storeWatch) check(ctx context.Context) {
 	if w == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
-	defer cancel()
-	store, id := w.g.p.opts.Versions, w.g.id
 	if !w.armed {
-		if _, err := store.Advance(ctx, id, []string{storeMarkerSubject}, []int64{1}); err == nil {
-			w.armed = true
+		w.armed = w.writeMarker(ctx) == nil
+		return
+	}
+	if !w.restoring {
+		mctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+		vs, err := w.g.p.opts.Versions.Versions(mctx, w.g.id, []string{storeMarkerSubject})
+		cancel()
+		if err != nil || len(vs) != 1 || vs[0] != 0 {
+			return
 		}
-		return
-	}
-	vs, err := store.Versions(ctx, id, []string{storeMarkerSubject})
-	if err != nil || len(vs) != 1 || vs[0] != 0 {
-		return
-	}
-	w.resets.Inc()
-	w.g.log.Error().Msg("store reset detected: the fence/dedupe store lost this group's marker (Redis restarted empty or flushed?); " +
-		"fence versions and applied ids may be gone, so stale versions may be applied until the fence fills again")
-	if _, err := store.Advance(ctx, id, []string{storeMarkerSubject}, []int64{1}); err != nil {
-		w.armed = false
+		w.resets.Inc()
+		w.g.log.Error().Msg("store reset detected: the fence/dedupe store lost this group's marker (Redis restarted empty or flushed?); " +
+			"fence versions and applied ids may be gone, so stale versions may be applied until the fence fills again")
+		w.restoring = true
 	}
 	restored, err := w.g.restoreFence(ctx)
-	ev := w.g.log.Error()
 	if err == nil {
-		ev = w.g.log.Warn()
+		err = w.writeMarker(ctx)
 	}
-	ev.Err(err).Int("subjects", restored).Msg("fence versions written back from this process's cache after the store reset")
+	if err != nil {
+		w.g.log.Error().Err(err).Int("subjects", restored).Msg("writing fence versions back after the store reset failed; trying again on the next tick")
+		return
+	}
+	w.restoring = false
+	w.g.log.Warn().Int("subjects", restored).Msg("fence versions written back from this process's cache after the store reset")
+}
+
+// writeMarker writes the group's store marker.
+func (w *storeWatch) writeMarker(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+	defer cancel()
+	if _, err := w.g.p.opts.Versions.Advance(ctx, w.g.id, []string{storeMarkerSubject}, []int64{1}); err != nil {
+		return fmt.Errorf("write the store marker: %w", err)
+	}
+	return nil
 }
 
 // restoreFence writes the cached fence versions of the owned partitions

@@ -15,6 +15,9 @@ type mapVersions struct {
 	mu   sync.Mutex
 	v    map[string]int64
 	down bool
+	// failWrites makes that many Advance calls of real subjects (not the
+	// store marker) fail, then none.
+	failWrites int
 }
 
 func (m *mapVersions) Versions(_ context.Context, group string, subjects []string) ([]int64, error) {
@@ -35,6 +38,10 @@ func (m *mapVersions) Advance(_ context.Context, group string, subjects []string
 	defer m.mu.Unlock()
 	if m.down {
 		return nil, errors.New("connection refused")
+	}
+	if m.failWrites > 0 && subjects[0] != storeMarkerSubject {
+		m.failWrites--
+		return nil, errors.New("i/o timeout")
 	}
 	out := make([]bool, len(subjects))
 	for i, s := range subjects {
@@ -126,5 +133,56 @@ func TestStoreWatchDetectsAnEmptiedStore(t *testing.T) {
 	none.check(ctx) // a group without a version store
 	if newStoreWatch(&group{p: &Processor{opts: Options{Registerer: reg}}}) != nil {
 		t.Fatal("a watch without a version store")
+	}
+}
+
+// A write-back that fails after a reset is tried again on the next tick, and
+// the marker is written only once the versions are back: a marker written
+// first would hide the failed write-back for good.
+func TestStoreWatchRetriesAFailedWriteBack(t *testing.T) {
+	store := &mapVersions{v: map[string]int64{}}
+	reg := prometheus.NewRegistry()
+	p := &Processor{opts: Options{Versions: store, Registerer: reg}}
+	g := &group{p: p, id: "shopstream.inventory", log: zerolog.Nop(), parts: map[int32]*partState{}}
+	owned := &partState{num: 0}
+	g.parts[0] = owned
+	g.fence.mu.Lock()
+	g.fence.putLocked("SKU-A", owned, 7)
+	g.fence.mu.Unlock()
+	w := newStoreWatch(g)
+	ctx := context.Background()
+	w.check(ctx) // arms
+	read := func(subject string) int64 {
+		t.Helper()
+		v, err := store.Versions(ctx, g.id, []string{subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v[0]
+	}
+
+	store.mu.Lock()
+	clear(store.v) // Redis restarted empty
+	store.failWrites = 1
+	store.mu.Unlock()
+	w.check(ctx) // detects; the write-back fails
+	if a, m := read("SKU-A"), read(storeMarkerSubject); a != 0 || m != 0 {
+		t.Fatalf("after a failed write-back the store holds SKU-A=%d and the marker %d, want both 0 (nothing written yet)", a, m)
+	}
+	w.check(ctx) // tries again
+	if a, m := read("SKU-A"), read(storeMarkerSubject); a != 7 || m != 1 {
+		t.Fatalf("after the next tick the store holds SKU-A=%d and the marker %d, want 7 and 1", a, m)
+	}
+	w.check(ctx)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "shopstream_store_resets_total" {
+			if n := mf.GetMetric()[0].GetCounter().GetValue(); n != 1 {
+				t.Errorf("resets counted %v times, want 1: the retry is the same reset", n)
+			}
+		}
 	}
 }
