@@ -62,7 +62,10 @@ func (g *group) retryRecord(r *retry) result {
 		spent += end - start
 		switch {
 		case err == nil:
-			if err := g.applied(ctx, ev); err != nil {
+			// Under the group's work context, as a chunk's (appliedChunk):
+			// the sink has the event now, and a mark or advance given up
+			// with the partition would let its next owner apply it again.
+			if err := g.applied(g.workCtx, ev); err != nil {
 				return abandoned
 			}
 			g.count(OutcomeApplied)
