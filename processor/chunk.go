@@ -381,6 +381,10 @@ func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *c
 			idx, keys = append(idx, i), append(keys, ev.ID)
 			continue
 		}
+		if !cacheable(chunk[i]) {
+			idx, keys = append(idx, i), append(keys, ev.Subject)
+			continue
+		}
 		if e := g.fence.getLocked(ev.Subject, chunk[i].part); e != nil {
 			if ev.Version <= e.version {
 				g.count(OutcomeSkippedStale)
@@ -424,7 +428,9 @@ func (g *group) admitChunk(chunk []task, res []result, evs []*topics.Event, b *c
 	g.fence.mu.Lock()
 	for j, i := range idx {
 		v := stored[j]
-		b.entries[i] = g.fence.putLocked(keys[j], chunk[i].part, v)
+		if cacheable(chunk[i]) {
+			b.entries[i] = g.fence.putLocked(keys[j], chunk[i].part, v)
+		}
 		if evs[i].Version <= v {
 			g.count(OutcomeSkippedStale)
 			res[i] = finished
@@ -464,17 +470,18 @@ func (g *group) appliedChunk(chunk []task, res []result, evs []*topics.Event, ap
 		if err == nil {
 			g.fence.mu.Lock()
 			for j, i := range applied {
-				if e := b.entries[i]; moved[j] && e != nil {
+				switch e := b.entries[i]; {
+				case !moved[j]:
+					// Someone else (an earlier owner still finishing)
+					// stored a higher version: ask Redis next time.
+					g.fence.forgetLocked(subjects[j])
+				case e != nil:
 					// The entry admitChunk found or made. If the
 					// cache was reset since, it is detached: the
 					// next record of the subject reads Redis.
 					e.version = versions[j]
-				} else if moved[j] {
+				case cacheable(chunk[i]):
 					b.entries[i] = g.fence.putLocked(subjects[j], chunk[i].part, versions[j])
-				} else {
-					// Someone else (an earlier owner still finishing)
-					// stored a higher version: ask Redis next time.
-					g.fence.forgetLocked(subjects[j])
 				}
 			}
 			g.fence.mu.Unlock()
@@ -516,6 +523,14 @@ const fenceCacheMax = 100_000
 // partition (a partState since discarded) never matches: another member may
 // have advanced the subject since.
 //
+// Only keyed records use it: a record's key is its subject (Decode checks
+// it), so the producer's partitioner puts every record of the subject in the
+// same partition, and one member writes it. A keyless record's subject may
+// be in several partitions, written by several members: it is checked
+// against Redis every time. (A topic given more partitions moves keys too —
+// the README says why not to; the cache then trusts a partition's old
+// owner until the rebalance that follows discards it.)
+//
 // One consequence: when Redis becomes unreachable, a record of a cached
 // subject can still reach the sink; its Advance then fails and the group
 // pauses (withStore), holding that subject's next record until Redis
@@ -530,6 +545,10 @@ type fenceEntry struct {
 	part    *partState
 	version int64
 }
+
+// cacheable reports whether t's subject may use the fence cache: whether
+// its record has a key (see fenceCache).
+func cacheable(t task) bool { return len(t.w.rec.Key) > 0 }
 
 // getLocked returns subject's entry if it was learnt under part, or nil.
 func (c *fenceCache) getLocked(subject string, part *partState) *fenceEntry {
