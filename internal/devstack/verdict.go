@@ -102,16 +102,21 @@ type Verdict struct {
 	// Both are reported in Notes, not failures.
 	Unattributed int `json:"unattributed"`
 	Misrouted    int `json:"misrouted"`
+	// Mismatched counts calls that name an event (by its id) but do not
+	// carry it: a webhook's body is not the produced record value, or a
+	// Magento call is about other SKUs. A failure: the call is not
+	// credited to the event.
+	Mismatched int `json:"mismatched"`
 	// Problems gives the first few concrete examples of each failure.
 	Problems []string `json:"problems,omitempty"`
 	// Notes gives examples of what is reported but not a failure.
 	Notes []string `json:"notes,omitempty"`
 }
 
-// OK reports whether nothing was lost or regressed and every poison record
-// was dead-lettered.
+// OK reports whether nothing was lost or regressed, every poison record
+// was dead-lettered and every call carried the event it names.
 func (v Verdict) OK() bool {
-	return v.Lost == 0 && v.Regressions == 0 && v.NotAtHighest == 0 && v.PoisonNotDLQ == 0
+	return v.Lost == 0 && v.Regressions == 0 && v.NotAtHighest == 0 && v.PoisonNotDLQ == 0 && v.Mismatched == 0
 }
 
 // String renders the verdict as a table, followed by its problems and notes.
@@ -127,8 +132,8 @@ func (v Verdict) String() string {
 	if v.OK() {
 		b.WriteString("verdict: OK\n")
 	} else {
-		fmt.Fprintf(&b, "verdict: FAIL (lost %d, regressions %d, not at highest %d, poison not dead-lettered %d)\n",
-			v.Lost, v.Regressions, v.NotAtHighest, v.PoisonNotDLQ)
+		fmt.Fprintf(&b, "verdict: FAIL (lost %d, regressions %d, not at highest %d, poison not dead-lettered %d, calls not carrying their event %d)\n",
+			v.Lost, v.Regressions, v.NotAtHighest, v.PoisonNotDLQ, v.Mismatched)
 	}
 	for _, p := range v.Problems {
 		fmt.Fprintf(&b, "  problem: %s\n", p)
@@ -137,6 +142,18 @@ func (v Verdict) String() string {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	return b.String()
+}
+
+// carries reports whether call c carries event rec: a webhook posts the
+// produced record value unchanged; a Magento call names the event's SKU
+// (among others, for a batch call). What one side lacks is not compared:
+// a record value not kept (a manifest read back from JSON), a call without
+// a body or subject (one built by hand, not recorded by the Simulator).
+func carries(c Call, rec Produced) bool {
+	if strings.HasPrefix(c.Sink, "magento.") {
+		return c.Subject == "" || slices.Contains(strings.Split(c.Subject, ","), rec.Key)
+	}
+	return len(rec.Value) == 0 || len(c.Body) == 0 || string(c.Body) == string(rec.Value)
 }
 
 // examplesPerKind bounds the examples of one kind per group in Problems and
@@ -191,6 +208,11 @@ func Check(m *Manifest, calls []Call, dlq []DLQRecord, groups []GroupSpec) Verdi
 	}
 	for _, c := range calls {
 		rec, ok := byID[c.EventID]
+		if ok && !carries(c, rec) {
+			v.Mismatched++
+			problems.add(c.Sink, "call does not carry its event", "%s %s names id=%s (key=%s version=%d) but carries subject=%q", c.Method, c.Path, rec.ID, rec.Key, rec.Version, c.Subject)
+			continue
+		}
 		if !ok {
 			rec, ok = matchBySubjectVersion(m, c, groups)
 		}

@@ -290,3 +290,47 @@ func TestCheckProblemsAreBounded(t *testing.T) {
 		t.Fatalf("lost %d with %d problems, want 50 lost and a few examples", v.Lost, len(v.Problems))
 	}
 }
+
+// A call that names an event by its id but does not carry it — a webhook
+// body other than the produced value, a Magento call about another SKU — is
+// a failure, and does not count as the event applied.
+func TestCheckDetectsCallNotCarryingItsEvent(t *testing.T) {
+	t.Parallel()
+	f := newFixture()
+	// The fixture's values, as the Simulator records bodies and subjects.
+	placed := []byte(`{"specversion":"1.0","id":"o1","type":"order.placed","subject":"ORD-1"}`)
+	for i := range f.m.Records {
+		if f.m.Records[i].ID == "o1" {
+			f.m.Records[i].Value = placed
+		}
+	}
+	calls := slices.Clone(f.calls)
+	for i, c := range calls {
+		switch {
+		case c.EventID == "o1":
+			calls[i].Body = placed
+		case c.EventID == "e2":
+			calls[i].Subject = "SKU-1"
+		}
+	}
+	if v := devstack.Check(f.m, calls, f.dlq, fixtureGroups); !v.OK() || v.Mismatched != 0 {
+		t.Fatalf("calls carrying their events failed:\n%s", v)
+	}
+
+	wrong := slices.Clone(calls)
+	for i, c := range wrong {
+		switch {
+		case c.EventID == "o1" && c.Sink == devstack.SinkFraud:
+			wrong[i].Body = []byte(`{"specversion":"1.0","id":"o1","type":"order.placed","subject":"ORD-2"}`)
+		case c.EventID == "e2":
+			wrong[i].Subject = "SKU-2"
+		}
+	}
+	v := devstack.Check(f.m, wrong, f.dlq, fixtureGroups)
+	if v.OK() || v.Mismatched != 2 || groupVerdict(t, v, "order-fraud").Lost != 1 || groupVerdict(t, v, "inventory").Lost != 1 {
+		t.Fatalf("calls not carrying their events passed: mismatched %d\n%s", v.Mismatched, v)
+	}
+	if !mentions(v, "fraud", "does not carry", "o1") || !mentions(v, "source-items", "does not carry", "e2", "SKU-2") {
+		t.Fatalf("problems lack the examples: %q", v.Problems)
+	}
+}
