@@ -628,8 +628,10 @@ func orderingKey(r *kgo.Record) uint64 {
 // supersededLocked reports whether next, about to run, can be skipped
 // because a later waiting record of its key is an absolute update of the
 // same thing (GroupConfig.Coalesce) with a higher version, which this group
-// will apply. Only fenced groups coalesce: there a lower version would be
-// skipped as stale once the higher one is applied anyway.
+// will apply: a version above every record of the subject waiting before it
+// too, whatever their class, or the fence would skip it after them. Only
+// fenced groups coalesce: there a lower version would be skipped as stale
+// once the higher one is applied anyway.
 func (g *group) supersededLocked(ps *partState, next ordering.Item[*work]) bool {
 	if g.cfg.Coalesce == nil || g.cfg.Idempotency != IdempotencyFence || !g.mine(next.Value.rec) {
 		return false
@@ -637,6 +639,11 @@ func (g *group) supersededLocked(ps *partState, next ordering.Item[*work]) bool 
 	var (
 		class string
 		ev    *topics.Event
+		// between is the highest version of the subject waiting
+		// between next and the record looked at: a later update of the
+		// class is applied only if it is above it (else the fence skips
+		// it, and skipping next would lose next's update).
+		between int64
 	)
 	for it := range ps.sched.Behind(next.Offset) {
 		if ev == nil {
@@ -654,12 +661,15 @@ func (g *group) supersededLocked(ps *partState, next ordering.Item[*work]) bool 
 			continue // filtered by this group, so it applies nothing
 		}
 		later, err := it.Value.event(g.cfg.Domain)
-		if err != nil || later.Subject != ev.Subject || later.Version <= ev.Version {
+		if err != nil || later.Subject != ev.Subject {
 			continue // (another subject only if the key hashes collide)
 		}
-		if c, ok := g.cfg.Coalesce(later); ok && c == class {
-			return true
+		if later.Version > ev.Version && later.Version > between {
+			if c, ok := g.cfg.Coalesce(later); ok && c == class {
+				return true
+			}
 		}
+		between = max(between, later.Version)
 	}
 	return false
 }
