@@ -69,6 +69,11 @@ type Config struct {
 	MaxBody int64
 	// MaxBatch bounds the events of a batch (default 100).
 	MaxBatch int
+	// MaxEventBytes bounds one event as a Kafka record (value, key and
+	// headers; default DefaultMaxEventBytes). A larger event is refused as
+	// invalid (400): Kafka would refuse it every time, and its transaction
+	// would take every request sharing it down with a 503.
+	MaxEventBytes int
 	// ProduceTimeout bounds the wait for Kafka's acknowledgements; past it
 	// the request's transaction is aborted and the answer is 503 (default
 	// 10s). Give the TxnProducer the same.
@@ -82,6 +87,12 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultMaxEventBytes is the default Config.MaxEventBytes: franz-go's
+// default largest record batch (ProducerBatchMaxBytes, 1,000,012 bytes),
+// less 1 KiB for the batch's and the record's own framing. (A topic whose
+// max.message.bytes is lower needs a lower MaxEventBytes.)
+const DefaultMaxEventBytes = 1_000_012 - 1<<10
 
 // ProducerOpts are the kgo options the bridge's client needs: acks=all,
 // the idempotent producer (kgo's default; transactions need it), and the
@@ -118,8 +129,8 @@ func New(cfg Config) (*Server, error) {
 			errs = append(errs, fmt.Errorf("bridge: secret %d is shorter than 16 bytes", i+1))
 		}
 	}
-	if cfg.Window < 0 || cfg.MaxBody < 0 || cfg.MaxBatch < 0 || cfg.ProduceTimeout < 0 {
-		errs = append(errs, errors.New("bridge: window, max body, max batch and produce timeout must not be negative"))
+	if cfg.Window < 0 || cfg.MaxBody < 0 || cfg.MaxBatch < 0 || cfg.MaxEventBytes < 0 || cfg.ProduceTimeout < 0 {
+		errs = append(errs, errors.New("bridge: window, max body, max batch, max event bytes and produce timeout must not be negative"))
 	}
 	for d := range cfg.Topics {
 		if topics.DefaultTopic(d) == "" {
@@ -137,6 +148,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 100
+	}
+	if cfg.MaxEventBytes == 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
 	}
 	if cfg.ProduceTimeout == 0 {
 		cfg.ProduceTimeout = 10 * time.Second
@@ -333,14 +347,29 @@ func (s *Server) records(raws []json.RawMessage) ([]*kgo.Record, []InvalidEvent)
 		if topic == "" {
 			topic = topics.DefaultTopic(d)
 		}
-		recs = append(recs, &kgo.Record{
+		rec := &kgo.Record{
 			Topic:   topic,
 			Key:     []byte(ev.Subject),
 			Value:   []byte(raw),
 			Headers: []kgo.RecordHeader{{Key: "ce_type", Value: []byte(ev.Type)}, {Key: "ce_id", Value: []byte(ev.ID)}},
-		})
+		}
+		if n := recordBytes(rec); n > s.cfg.MaxEventBytes {
+			invalid = append(invalid, InvalidEvent{Index: i, ID: clip(head.ID), Type: head.Type,
+				Reason: fmt.Sprintf("%d bytes as a Kafka record; at most %d are accepted", n, s.cfg.MaxEventBytes)})
+			continue
+		}
+		recs = append(recs, rec)
 	}
 	return recs, invalid
+}
+
+// recordBytes is r's key, value and headers, in bytes.
+func recordBytes(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 func headerOf(r *kgo.Record, key string) string {

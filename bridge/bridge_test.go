@@ -282,3 +282,30 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// An event Kafka would refuse as too large for a record batch is invalid
+// (400, nothing produced), not a 503 to retry forever — whose transaction
+// would also abort every request sharing it.
+func TestEventTooLargeForKafka(t *testing.T) {
+	f := newFixture(t, func(c *bridge.Config) { c.MaxBody = 2 << 20 })
+	big := strings.Replace(stock("SKU-1", 1), `"source":"magento"`, `"source":"`+strings.Repeat("m", 1_010_000)+`"`, 1)
+	rec, p := f.post(bridge.ContentTypeStructured, big, secretOld, now)
+	if rec.Code != http.StatusBadRequest || len(p.Errors) != 1 || !strings.Contains(p.Errors[0].Reason, fmt.Sprintf("at most %d", bridge.DefaultMaxEventBytes)) {
+		t.Fatalf("a %d-byte event: %d %+v", len(big), rec.Code, p)
+	}
+	if rec, _ := f.post(bridge.ContentTypeStructured, stock("SKU-2", 1), secretOld, now); rec.Code != http.StatusAccepted {
+		t.Fatalf("a small event after it: %d", rec.Code)
+	}
+	if len(f.prod.recs) != 1 {
+		t.Fatalf("%d records produced, want only the small event's", len(f.prod.recs))
+	}
+
+	g := newFixture(t, func(c *bridge.Config) { c.MaxEventBytes = 512 })
+	batch := "[" + stock("SKU-1", 1) + "," + strings.Replace(stock("SKU-2", 1), `"source":"magento"`, `"source":"`+strings.Repeat("m", 600)+`"`, 1) + "]"
+	if rec, p := g.post(bridge.ContentTypeBatch, batch, secretOld, now); rec.Code != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Index != 1 {
+		t.Fatalf("a batch with one event over MaxEventBytes 512: %d %+v", rec.Code, p)
+	}
+	if len(g.prod.recs) != 0 {
+		t.Fatalf("%d records produced from a refused batch", len(g.prod.recs))
+	}
+}
