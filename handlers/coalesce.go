@@ -12,7 +12,8 @@ import (
 // older one pointless. The source item of a SKU at one source
 // (stock.updated and stock.adjusted both send the absolute quantity), the
 // base price of a SKU in one store, and the product itself (created and
-// updated both PUT the full product). Other events are not coalesced.
+// updated both PUT the product; with the same optional fields, the later
+// overwrites all the earlier set). Other events are not coalesced.
 func CoalesceKey(ev *topics.Event) (string, bool) {
 	switch ev.Type {
 	case topics.TypeStockUpdated, topics.TypeStockAdjusted:
@@ -32,7 +33,25 @@ func CoalesceKey(ev *topics.Event) (string, bool) {
 		}
 		return "base-price\x00" + strconv.Itoa(p.StoreID), true
 	case topics.TypeProductCreated, topics.TypeProductUpdated:
-		return "product", true
+		// The PUT leaves out the optional fields an event lacks, and
+		// Magento keeps what it is not sent: only an event with the same
+		// optional fields overwrites all that an earlier one set.
+		var p struct {
+			Visibility     json.RawMessage `json:"visibility"`
+			TypeID         json.RawMessage `json:"type_id"`
+			AttributeSetID json.RawMessage `json:"attribute_set_id"`
+			Weight         json.RawMessage `json:"weight"`
+		}
+		if json.Unmarshal(ev.Data, &p) != nil {
+			return "", false
+		}
+		key := []byte("product\x00....")
+		for i, f := range []json.RawMessage{p.Visibility, p.TypeID, p.AttributeSetID, p.Weight} {
+			if f != nil && string(f) != "null" {
+				key[len("product\x00")+i] = "vtaw"[i]
+			}
+		}
+		return string(key), true
 	}
 	return "", false
 }

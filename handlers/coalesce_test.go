@@ -19,6 +19,14 @@ func TestCoalesceKey(t *testing.T) {
 		{ev(topics.TypePriceChanged, `{"price":1}`), ev(topics.TypePriceChanged, `{"price":2,"store_id":0}`), true},
 		{ev(topics.TypePriceChanged, `{"store_id":1}`), ev(topics.TypePriceChanged, `{"store_id":2}`), false},
 		{ev(topics.TypeProductCreated, `{}`), ev(topics.TypeProductUpdated, `{}`), true},
+		// An update without the weight leaves Magento's weight as it was:
+		// it does not overwrite a created product's weight.
+		{ev(topics.TypeProductCreated, `{"sku":"S","name":"n","price":1,"status":1,"weight":2}`),
+			ev(topics.TypeProductUpdated, `{"sku":"S","name":"m","price":2,"status":1}`), false},
+		{ev(topics.TypeProductCreated, `{"sku":"S","name":"n","price":1,"status":1,"weight":2,"visibility":4}`),
+			ev(topics.TypeProductUpdated, `{"sku":"S","name":"m","price":2,"status":1,"weight":3,"visibility":2}`), true},
+		{ev(topics.TypeProductUpdated, `{"weight":null}`), ev(topics.TypeProductUpdated, `{}`), true},
+		{ev(topics.TypeProductUpdated, `{"type_id":"simple"}`), ev(topics.TypeProductUpdated, `{"attribute_set_id":4}`), false},
 		{ev(topics.TypeProductUpdated, `{}`), ev(topics.TypePriceChanged, `{}`), false},
 	}
 	for i, c := range cases {
