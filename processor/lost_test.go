@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -23,21 +22,12 @@ func TestLostPartitionStartsNothingMore(t *testing.T) {
 	defer cancel()
 	topic := topics.TopicInventory
 	c := inventoryCluster(t, 1)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	skus := []string{"first", "b", "c", "d"}
 	var recs []*kgo.Record
 	for _, sku := range skus {
-		v := fmt.Sprintf(`{"specversion":"1.0","id":"%s","source":"erp","type":"inventory.stock.updated","subject":%q,"version":1,"data":{"sku":%q,"source_code":"default","quantity":1,"status":1}}`,
-			sku, sku, sku)
-		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(sku), Value: []byte(v)})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(sku), Value: []byte(stockValue(sku, sku, "default", 1))})
 	}
-	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produce(ctx, t, c, recs...)
 
 	var (
 		mu      sync.Mutex
@@ -64,9 +54,7 @@ func TestLostPartitionStartsNothingMore(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := p.groups[0]
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx) }()
+	running(ctx, t, p)
 	select {
 	case <-started:
 	case <-ctx.Done():
@@ -86,9 +74,5 @@ func TestLostPartitionStartsNothingMore(t *testing.T) {
 	mu.Unlock()
 	if !slices.Equal(got, []string{"first"}) {
 		t.Errorf("handled %v while the partition was lost, want only the record already running", got)
-	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
 	}
 }
