@@ -33,7 +33,7 @@ const storeCheckTimeout = 2 * time.Second
 //
 // The marker is written back only after the versions are: should writing
 // them fail (Redis flapping), the watch tries again on the next tick rather
-// than find the marker in place and take the store for whole.
+// than find the marker in place and take the store for intact.
 //
 // It runs on the commit loop's goroutine only; it needs no lock.
 type storeWatch struct {
